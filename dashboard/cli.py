@@ -1,0 +1,219 @@
+"""The ``backline`` command (also ``python -m dashboard``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from dashboard.config import get_settings
+
+EXIT_BAD_INPUT = 2
+EXIT_RULES = 3
+EXIT_DATABASE = 4
+
+
+def _now() -> datetime:
+    return datetime.now(get_settings().tz).replace(tzinfo=None, microsecond=0)
+
+
+def _load_rules(path: str | None):
+    from dashboard.rules import RulesError, load_rules
+
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        print(f"backline: the rules do not validate, nothing was run: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_RULES) from None
+
+
+def _database(path: str | None):
+    from dashboard.db import default_database
+
+    return default_database(path)
+
+
+# --------------------------------------------------------------------------- triage
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from dashboard.models import InputError, parse_case
+    from dashboard.triage import triage_cases
+
+    rules = _load_rules(args.rules)
+    if args.file == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        try:
+            raw = Path(args.file).read_bytes()
+        except OSError as exc:
+            print(f"backline triage: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    cases, errors = [], []
+    for number, line_bytes in enumerate(raw.splitlines(), start=1):
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(f"line {number}: not UTF-8 text")
+            continue
+        if not line.strip():
+            continue
+        try:
+            cases.append(parse_case(line))
+        except InputError as exc:
+            for field, message in exc.problems:
+                errors.append(f"line {number}: {field or '(line)'}: {message}")
+    if errors:
+        for e in errors:
+            print(e, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = sys.stdout
+    for outcome in triage_cases(rules, cases):
+        out.write(json.dumps(outcome.contract(), ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+# --------------------------------------------------------------------------- database
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from dashboard.seed import generate_sample, seed_from_files, seed_generated, write_sample_files
+
+    rules = _load_rules(args.rules)
+    db = _database(args.db)
+    if db.path.exists():
+        if not args.force:
+            print(f"backline seed: {db.path} exists; pass --force to replace it", file=sys.stderr)
+            return EXIT_DATABASE
+        for suffix in ("", ".wal"):
+            Path(str(db.path) + suffix).unlink(missing_ok=True)
+    now = datetime.fromisoformat(args.as_of) if args.as_of else _now()
+    generated = args.patients is not None or args.reports is not None or args.seed is not None
+    if generated:
+        data = generate_sample(
+            patients=args.patients or 400, reports=args.reports if args.reports is not None else 6000,
+            seed=args.seed if args.seed is not None else 7, now=now,
+        )
+        stats = seed_generated(db, rules, data, now=now, seed=args.seed if args.seed is not None else 7)
+    else:
+        stats = seed_from_files(db, rules, Path(args.sample or get_settings().sample_dir), now=now)
+    print(
+        f"seeded {db.path}: {stats.patients:,} patients, {stats.reports:,} reports, "
+        f"{stats.administrations:,} doses, {stats.events:,} events, {stats.open_reports:,} open; "
+        f"{stats.seconds:.1f} s (triage {stats.triage_seconds:.1f} s)"
+    )
+    if args.write_sample:
+        paths = write_sample_files(db, Path(args.write_sample))
+        print(f"wrote {len(paths)} files to {args.write_sample}")
+    return 0
+
+
+def cmd_retriage(args: argparse.Namespace) -> int:
+    from dashboard.retriage import retriage
+
+    rules = _load_rules(args.rules)
+    db = _database(args.db)
+    db.check_schema()
+    now = _now()
+    stats = db.transaction(lambda con: retriage(con, rules, now=now))
+    print(
+        f"re-triaged {stats.reports:,} reports in {stats.seconds:.2f} s "
+        f"({stats.per_second:,.0f} reports/s) with rules {stats.rules_version}; "
+        f"{stats.changed_open:,} open reports changed tier"
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    db = _database(args.db)
+    applied = db.migrate()
+    print(f"{db.path}: applied {applied}" if applied else f"{db.path}: up to date")
+    return 0
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    rules = _load_rules(args.rules)
+    print(f"rules {rules.version}: {len(rules.rules)} rules, {len(rules.drugs)} drugs, "
+          f"{len(rules.effects)} effect windows, {len(rules.guidance.causes)} causes - valid")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the app (building the sample database first if it is missing)."""
+    settings = get_settings()
+    db_path = Path(args.db or os.environ.get("BACKLINE_DB") or settings.db)
+    if not db_path.exists():
+        seed_args = argparse.Namespace(
+            rules=args.rules, db=str(db_path), force=False, patients=None, reports=None, seed=None,
+            sample=None, write_sample=None, as_of=None,
+        )
+        code = cmd_seed(seed_args)
+        if code:
+            return code
+    env = dict(os.environ, BACKLINE_DB=str(db_path))
+    app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    os.execvpe(sys.executable, cmd, env)
+    return 0  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="backline", description="Back-pain triage for oncology teams.")
+    p.add_argument("--rules", help="rules folder (default: the project's rules/)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("triage", help="triage JSON Lines cases (the triage contract)")
+    t.add_argument("file", help="a JSON Lines file, or - for standard input")
+    t.set_defaults(func=cmd_triage)
+
+    s = sub.add_parser("seed", help="build a database from sample_data/ or a generated sample")
+    s.add_argument("--db", help="database file (default: $BACKLINE_DB or data/backline.duckdb)")
+    s.add_argument("--patients", type=int, help="generate this many patients instead of loading sample_data/")
+    s.add_argument("--reports", type=int, help="generate this many reports")
+    s.add_argument("--seed", type=int, help="random seed of the generator (default 7)")
+    s.add_argument("--sample", help="sample folder to load (default: sample_data/)")
+    s.add_argument("--force", action="store_true", help="replace an existing database file")
+    s.add_argument("--as-of", help="the sample's 'now' (ISO date-time, local); default: the current time")
+    s.add_argument("--write-sample", metavar="DIR", help="also export the seeded tables as sample files")
+    s.set_defaults(func=cmd_seed)
+
+    r = sub.add_parser("retriage", help="re-triage every report with the current rules")
+    r.add_argument("--db", help="database file")
+    r.set_defaults(func=cmd_retriage)
+
+    m = sub.add_parser("migrate", help="apply pending schema migrations")
+    m.add_argument("--db", help="database file")
+    m.set_defaults(func=cmd_migrate)
+
+    k = sub.add_parser("rules", help="validate the rules and print their version")
+    k.set_defaults(func=cmd_rules)
+
+    a = sub.add_parser("run", help="start the app (builds the sample database if missing)")
+    a.add_argument("--db", help="database file")
+    a.add_argument("--port", type=int, default=8501)
+    a.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from dashboard.db import DatabaseError
+
+    try:
+        return args.func(args)
+    except DatabaseError as exc:
+        print(f"backline {args.command}: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

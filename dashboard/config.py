@@ -1,0 +1,49 @@
+"""Settings, from the environment (``BACKLINE_*``) with sensible defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Where the data and rules live and how the service runs.
+
+    Every field can be set from the environment, e.g. ``BACKLINE_DB=/srv/backline.duckdb``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BACKLINE_", extra="ignore")
+
+    db: Path = PROJECT_ROOT / "data" / "backline.duckdb"
+    rules_dir: Path = PROJECT_ROOT / "rules"
+    sample_dir: Path = PROJECT_ROOT / "sample_data"
+    # Naive timestamps are wall-clock times in this zone; aware ones are converted to it.
+    timezone: str = "Europe/London"
+    # Working hours for "in hours" versus "out of hours" (weekdays, local time).
+    in_hours_start: int = 8
+    in_hours_end: int = 18
+    duckdb_threads: int = 2
+    duckdb_memory_limit: str = "2GB"
+    # Seconds between refreshes of the triage queue.
+    queue_refresh_seconds: int = 15
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

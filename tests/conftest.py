@@ -1,0 +1,88 @@
+"""Shared fixtures: the rules, contract cases, and real DuckDB files in temporary folders."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("BACKLINE_TIMEZONE", "Europe/London")
+
+from dashboard.models import validate_case  # noqa: E402
+from dashboard.rules import load_rules  # noqa: E402
+from dashboard.triage import triage_cases  # noqa: E402
+
+REPORTED = "2026-11-20T09:30:00"
+# A fixed "now" for seeded databases, so every test sees the same data.
+SEED_NOW = datetime(2026, 11, 20, 12, 0)
+
+
+@pytest.fixture(scope="session")
+def rules():
+    return load_rules(ROOT / "rules")
+
+
+def make_case(report: dict[str, Any] | None = None, *, meds: list[tuple[str, str | None]] | None = None,
+              patient: dict[str, Any] | None = None, report_id: str = "R-1") -> dict[str, Any]:
+    """A contract case as a dict: a lumbar, stable, gradual pain 2 by default, no medications."""
+    base = {
+        "report_id": report_id,
+        "patient": {"patient_id": "P-1", "cancer_type": "breast"},
+        "medications": [],
+        "report": {"reported_at": REPORTED, "pain_score": 2, "onset": "gradual", "trend": "stable",
+                   "location": "lumbar"},
+    }
+    out = copy.deepcopy(base)
+    out["report"].update(report or {})
+    out["patient"].update(patient or {})
+    out["medications"] = [{"drug": d, "given_at": g} for d, g in (meds or [])]
+    return out
+
+
+def triage(rules, case: dict[str, Any]):
+    return triage_cases(rules, [validate_case(case)])[0]
+
+
+def run_cli(*args: str, stdin: str | bytes | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args], input=data, capture_output=True, cwd=ROOT,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+    )
+
+
+def jsonl(*cases: dict[str, Any]) -> str:
+    return "".join(json.dumps(c) + "\n" for c in cases)
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory, rules):
+    """The default sample (sample_data/) loaded into a real DuckDB file, as `make run` does."""
+    from dashboard.db import Database
+    from dashboard.seed import seed_from_files
+
+    path = tmp_path_factory.mktemp("sample") / "backline.duckdb"
+    db = Database(path)
+    seed_from_files(db, rules, ROOT / "sample_data", now=SEED_NOW)
+    return db
+
+
+@pytest.fixture
+def fresh_db(tmp_path, rules):
+    """A small generated database of its own, for tests that write."""
+    from dashboard.db import Database
+    from dashboard.seed import generate_sample, seed_generated
+
+    db = Database(tmp_path / "fresh.duckdb")
+    data = generate_sample(patients=60, reports=600, seed=3, now=SEED_NOW)
+    seed_generated(db, rules, data, now=SEED_NOW, seed=3)
+    return db

@@ -1,0 +1,146 @@
+"""The rules fail closed: a mistake in any file stops loading with a message naming file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dashboard.rules import RULE_FILES, RulesError, load_rules
+from tests.conftest import ROOT, jsonl, make_case, run_cli
+
+
+@pytest.fixture
+def rules_copy(tmp_path) -> Path:
+    folder = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", folder)
+    return folder
+
+
+def edit(folder: Path, name: str, old: str, new: str) -> None:
+    path = folder / name
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_rules_in_force_load(rules):
+    assert [r.id for r in rules.rules] == ["E1", "E2", "E3", "U1", "U2", "U3", "U4", "U5", "S1", "S2", "S3", "R1", "R2"]
+    assert rules.tier_ids == ["emergency", "urgent", "soon", "routine"]
+    assert [rules.respond_within_minutes(t) for t in rules.tier_ids] == [15, 120, 1440, 4320]
+    assert set(rules.cause_codes) == {
+        "mscc", "neutropenic_sepsis", "spinal_infection", "spinal_metastasis", "pathological_fracture",
+        "fragility_fracture", "cipn", "ai_arthralgia", "gcsf_bone_pain", "taxane_acute_pain", "anti_her2_infusion"}
+    for r in rules.rules:
+        assert r.rationale.strip() and r.source and r.condition.strip()
+    # Both neutropenic-sepsis thresholds are kept; UKONS is the default.
+    p = rules.parameters["neutropenic_fever_c"]
+    assert p.value == 37.5 and [a.value for a in p.alternatives] == [38.0]
+
+
+def test_version_is_a_hash_of_the_files(rules_copy, rules):
+    assert load_rules(rules_copy).version == rules.version
+    edit(rules_copy, "tiers.yaml", "Act now", "Act now!")
+    assert load_rules(rules_copy).version != rules.version
+
+
+MISTAKES = [
+    ("triage_rules.yaml", "any: [leg_weakness,", "any: [leg_weaknes,", "rules[0].when.any[0]", "leg_weaknes"),
+    ("triage_rules.yaml", "value: [thoracic, cervical]", "value: [thorasic, cervical]", "rules[3].when.any[0].value",
+     "thorasic"),
+    ("triage_rules.yaml", 'op: ">=", value: $severe_pain_score', 'op: "=>", value: $severe_pain_score',
+     "rules[4].when.any[0].op", ""),
+    ("triage_rules.yaml", "value: $severe_pain_score", "value: $severe_pain", "rules[4].when.any[0].value",
+     "$severe_pain"),
+    ("triage_rules.yaml", "  - id: U2\n    tier: urgent", "  - id: U2\n    tier: urgnet", "rules[4].tier", "urgnet"),
+    ("triage_rules.yaml", "  - id: U2\n", "  - id: U1\n", "rules[4].id", "duplicate"),
+    ("triage_rules.yaml", "    cause: mscc", "    cause: cord_compression", "rules[0].cause", "cord_compression"),
+    ("triage_rules.yaml", "    source: [nice_ng234, nice_cg75, seed_000, seed_004]",
+     "    source: [nice_ng234, nice_cg99]", "rules[0].source[1]", "nice_cg99"),
+    ("triage_rules.yaml", "    rationale: >-\n      Neurological", "    rationales: >-\n      Neurological",
+     "rules[0]", ""),
+    ("triage_rules.yaml", "when: {rules_fired: [U1, U2, U3, U4], at_least: 2}",
+     "when: {rules_fired: [U1, U2, U3, U9], at_least: 2}", "rules[2].when.rules_fired[3]", "U9"),
+    ("triage_rules.yaml", "when: {rules_fired: [U1, U2, U3, U4], at_least: 2}",
+     "when: {rules_fired: [U1, U2, E3], at_least: 2}", "rules[2].when", "reads itself"),
+    ("triage_rules.yaml", "    value: 42\n", "    value: forty-two\n", "parameters.sact_lookback_days.value", ""),
+    ("triage_rules.yaml", "    days_before_report: {max: $sact_lookback_days}",
+     "    days_before_report: {max: $neutropenic_fever_c}", "facts.recent_sact.days_before_report.max", "whole number"),
+    ("triage_rules.yaml", "  - id: E1\n", "  - id: E1\n  - id: E1\n", "rules[0]", ""),
+    ("drugs.yaml", "{name: docetaxel, class: cytotoxic,", "{name: docetaxel, class: cytotoxicc,",
+     "drugs[6].class", "cytotoxicc"),
+    ("drugs.yaml", "synonyms: [Taxotere, Docefrez]", "synonyms: [Taxotere, Taxol]", "drugs[6].synonyms[1]", "Taxol"),
+    ("drugs.yaml", "    window: {start_day: 0, end_day: 7}\n    explains_back_pain: true\n    note: Onset day 1-2",
+     "    window: {start_day: 7, end_day: 0}\n    explains_back_pain: true\n    note: Onset day 1-2",
+     "effects[0].window", "before start_day"),
+    ("drugs.yaml", "{name: vincristine, class: cytotoxic, neurotoxic: true,", "{name: vincristine, class: cytotoxic,",
+     "effects (cipn).drugs", "vincristine"),
+    ("guidance.yaml", "  taxane_acute_pain:\n    label:", "  taxane_pain:\n    label:", "effects[2].cause",
+     "taxane_acute_pain"),
+    ("guidance.yaml", "  within_24_hours: >-", "  within_a_day: >-", "safety_net", ""),
+    ("tiers.yaml", "respond_within_minutes: 15", "respond_within_minutes: 600", "tiers", "longer"),
+    ("tiers.yaml", "respond_within_minutes: 120", "respond_within_minutes: two hours", "tiers[1].respond_within_minutes", ""),
+    ("sources.yaml", "  nice_cg151:\n", "  nice_cg151:\n  nice_cg151:\n", "line", "duplicate key"),
+]
+
+
+@pytest.mark.parametrize("file, old, new, field, word", MISTAKES, ids=[f"{m[0]}:{m[3]}" for m in MISTAKES])
+def test_a_mistake_stops_loading_naming_file_and_field(rules_copy, file, old, new, field, word):
+    edit(rules_copy, file, old, new)
+    with pytest.raises(RulesError) as info:
+        load_rules(rules_copy)
+    err = info.value
+    assert err.file in RULE_FILES
+    assert field in f"{err.file}: {err.field}", str(err)
+    assert word in str(err)
+
+
+def test_rules_that_read_each_other_stop_loading(rules_copy):
+    edit(rules_copy, "triage_rules.yaml", "when: {rules_fired: [U1, U2, U3, U4], at_least: 2}",
+         "when: {rules_fired: [U1, U2], at_least: 2}")
+    edit(rules_copy, "triage_rules.yaml", "    when:\n      any: [leg_weakness,",
+         "    when:\n      any: [{rules_fired: [E3], at_least: 1}, leg_weakness,")
+    edit(rules_copy, "triage_rules.yaml", "  - id: U2\n    tier: urgent\n    title: Severe or uncontrolled pain\n"
+         "    condition: Pain score 7 or more, or pain not controlled by regular analgesia.\n    when:\n      any:\n",
+         "  - id: U2\n    tier: urgent\n    title: Severe or uncontrolled pain\n"
+         "    condition: Pain score 7 or more, or pain not controlled by regular analgesia.\n    when:\n      any:\n"
+         "        - {rules_fired: [E1], at_least: 1}\n")
+    with pytest.raises(RulesError, match="depend on each other"):
+        load_rules(rules_copy)
+
+
+def test_a_missing_file_stops_loading(rules_copy):
+    (rules_copy / "drugs.yaml").unlink()
+    with pytest.raises(RulesError, match="drugs.yaml: file is missing"):
+        load_rules(rules_copy)
+
+
+def test_a_stray_rules_file_stops_loading(rules_copy):
+    (rules_copy / "extra_rules.yaml").write_text("rules: []\n")
+    with pytest.raises(RulesError, match="extra_rules.yaml"):
+        load_rules(rules_copy)
+
+
+def test_invalid_yaml_names_the_line(rules_copy):
+    (rules_copy / "tiers.yaml").write_text("tiers:\n  - id: [unclosed\n")
+    with pytest.raises(RulesError, match=r"tiers.yaml: line \d+"):
+        load_rules(rules_copy)
+
+
+def test_the_command_refuses_to_run_on_bad_rules(rules_copy):
+    edit(rules_copy, "triage_rules.yaml", "any: [leg_weakness,", "any: [leg_weaknes,")
+    proc = run_cli("--rules", str(rules_copy), "triage", "-", stdin=jsonl(make_case()))
+    assert proc.returncode == 3 and proc.stdout == b""
+    assert b"triage_rules.yaml: rules[0].when.any[0]" in proc.stderr
+
+
+def test_changing_a_threshold_in_rules_changes_triage(rules_copy):
+    """Thresholds are data: a service raising the fever threshold to NICE CG151's 38.0 needs no code."""
+    from tests.conftest import triage
+
+    edit(rules_copy, "triage_rules.yaml", "  neutropenic_fever_c:\n    value: 37.5", "  neutropenic_fever_c:\n    value: 38.0")
+    custom = load_rules(rules_copy)
+    case = make_case({"temperature_c": 37.7}, meds=[("docetaxel", "2026-11-15T10:00:00")])
+    assert triage(custom, case).tier == "routine"
+    assert triage(load_rules(ROOT / "rules"), case).tier == "emergency"
