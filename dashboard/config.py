@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = "2GB"
     # Seconds between refreshes of the triage queue.
     queue_refresh_seconds: int = 15
+    # With an identity provider: the token claim that carries the Backline role, and an optional
+    # YAML file mapping e-mail addresses to roles for providers that cannot send such a claim.
+    role_claim: str = "backline_role"
+    role_map: Path | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -41,3 +41,51 @@ def guidance_for(
         )
     advice += [g.safety_net.now, g.safety_net.within_24_hours]
     return Guidance(imaging=imaging, referral=referral, advice=_unique(advice))
+
+
+def guidance_cards(rules: RuleSet) -> list[dict]:
+    """Imaging, referral and advice per suspected cause, with what suggests it and the sources."""
+    suggested_by: dict[str, list[str]] = {}
+    for r in rules.rules:
+        if r.cause:
+            suggested_by.setdefault(r.cause, []).append(f"{r.id} ({r.tier})")
+    for e in rules.effects:
+        if e.explains_back_pain:
+            suggested_by.setdefault(e.cause, []).append("its drug window")
+    cards = []
+    for code, g in [*rules.guidance.causes.items(), ("", rules.guidance.default)]:
+        cards.append({
+            "cause": code,
+            "label": g.label,
+            "suggested_by": ", ".join(dict.fromkeys(suggested_by.get(code, []))) or "no rule (the default)",
+            "imaging": list(g.imaging),
+            "referral": list(g.referral),
+            "advice": list(g.advice),
+            "sources": "; ".join(rules.source_titles(g.source)),
+        })
+    return cards
+
+
+def red_flag_checklist(rules: RuleSet) -> dict[str, list[str]]:
+    """The questions to ask, grouped by the emergency and urgent rules that act on them."""
+    from dashboard.labels import FLAG_LABELS
+
+    fever = rules.parameter("neutropenic_fever_c")
+    low = rules.parameter("neutropenic_low_temperature_c")
+    days = rules.parameter("sact_lookback_days")
+    return {
+        f"Cord or cauda equina compression ({rules.rule_by_id['E1'].tier})": [
+            FLAG_LABELS[f].capitalize() for f in
+            ("leg_weakness", "difficulty_walking", "leg_numbness", "bladder_or_bowel_change", "radiating_pain")],
+        f"Neutropenic sepsis within {days} days of SACT ({rules.rule_by_id['E2'].tier})": [
+            f"Temperature {fever} °C or above", f"Temperature {low} °C or below", "Rigors (shivering fits)",
+            "Feeling generally unwell"],
+        f"Spinal metastases ({rules.rule_by_id['U1'].tier})": [
+            "Thoracic or cervical pain", "Worsening pain", "Pain at night that disturbs sleep",
+            "Worse on coughing, sneezing or straining", "Worse on movement (mechanical)", "Localised tenderness"],
+        f"Fracture ({rules.rule_by_id['U4'].tier})": [
+            "Sudden onset after a minor strain or fall", "Sudden onset with osteoporosis, long-term steroids or an "
+            "aromatase inhibitor", "Any back pain with bone metastases or myeloma (U3)"],
+        f"Severe pain ({rules.rule_by_id['U2'].tier})": [
+            f"Pain score {rules.parameter('severe_pain_score')} or more", "Not controlled by regular analgesia"],
+    }

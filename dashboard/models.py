@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -261,3 +261,24 @@ def validate_case(data: Any) -> TriageCase:
         return TriageCase.model_validate(data)
     except ValidationError as exc:
         raise InputError(errors_of(exc)) from None
+
+
+def medications_from_lines(text: str, reported_at: datetime) -> list[dict[str, Any]]:
+    """What-if medications, one per line: ``drug, days before the report`` (days may be left empty)."""
+    meds, problems = [], []
+    for i, line in enumerate((x for x in text.splitlines() if x.strip()), start=1):
+        name, _, days = line.partition(",")
+        if not days.strip():
+            meds.append({"drug": name.strip(), "given_at": None})
+            continue
+        try:
+            offset = float(days)
+            if not (0 <= offset <= 36500):
+                raise ValueError
+        except ValueError:
+            problems.append((f"medications line {i}", f"days before must be a number from 0 to 36500 (got {days.strip()!r})"))
+            continue
+        meds.append({"drug": name.strip(), "given_at": (reported_at - timedelta(days=offset)).isoformat()})
+    if problems:
+        raise InputError(problems)
+    return meds

@@ -66,11 +66,15 @@ def _finish(con: duckdb.DuckDBPyConnection, meta: dict[str, str]) -> None:
         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = r.report_id AND e.action = 'resolve')
         """
     )
-    # Continue the event numbering after the loaded events.
-    top = con.execute("SELECT coalesce(max(event_id), 0) FROM events").fetchall()[0][0]
-    if top:
-        # DuckDB sequences cannot be altered; advance the existing one instead.
-        run(con, "SELECT max(nextval('events_seq')) FROM range(?)", [int(top)])
+    # Continue the numbering of events and reports after the loaded ones (DuckDB sequences cannot
+    # be altered, so the existing ones are advanced).
+    top_event, top_report = con.execute(
+        "SELECT (SELECT coalesce(max(event_id), 0) FROM events),"
+        " (SELECT coalesce(max(TRY_CAST(regexp_extract(report_id, '^R-(\\d+)$', 1) AS BIGINT)), 0) FROM reports)"
+    ).fetchall()[0]
+    for seq, top in (("events_seq", top_event), ("reports_seq", top_report)):
+        if top:
+            run(con, f"SELECT max(nextval('{seq}')) FROM range(?)", [int(top)])
     con.executemany("INSERT INTO meta VALUES (?, ?)", [[k, str(v)] for k, v in meta.items()])
 
 

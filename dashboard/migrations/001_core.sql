@@ -56,7 +56,9 @@ CREATE TABLE administrations (
     cycle_day         INTEGER CHECK (cycle_day > 0)
 );
 
--- The back-pain reports, with the fields of the triage contract.
+-- The back-pain reports, with the fields of the triage contract. Reports entered in the app are
+-- numbered from reports_seq (advanced past the loaded reports when a database is seeded).
+CREATE SEQUENCE reports_seq START 1;
 CREATE TABLE reports (
     report_id                 VARCHAR PRIMARY KEY,
     patient_id                VARCHAR NOT NULL REFERENCES patients (patient_id),

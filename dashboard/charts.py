@@ -1,0 +1,154 @@
+"""Plotly figures, built by pure functions: frames in, figure out (tested on their traces)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.labels import ACTION_LABELS, TIER_COLOURS
+from dashboard.timeline import Timeline
+
+TIER_ORDER = ["emergency", "urgent", "soon", "routine"]
+TIER_COLOUR = {t: TIER_COLOURS[t][0] for t in TIER_ORDER}
+TIER_SYMBOL = {"emergency": "diamond", "urgent": "triangle-up", "soon": "circle", "routine": "circle-open"}
+WINDOW_FILL = "rgba(31, 78, 140, 0.16)"
+LONG_WINDOW_FILL = "rgba(120, 120, 120, 0.10)"
+FONT = dict(family="DejaVu Sans, Arial, sans-serif", size=13, color="#1b1b1b")
+
+
+def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datetime | None = None,
+                    now: datetime | None = None, height: int = 560, compact: bool = False,
+                    highlight: datetime | None = None) -> go.Figure:
+    """Pain scores, actions and doses on one shared time axis, with the expected effect windows.
+
+    Row 1: pain scores, marker colour and shape by tier (the tier's name is in the hover and the
+    legend, so colour is never the only cue), care-team actions as ticks along the bottom.
+    Row 2: a row per drug, a marker per dose, shaded bands where its effects are expected.
+    """
+    drugs = list(dict.fromkeys(tl.doses["generic"].fillna(tl.doses["drug"]).tolist()))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        row_heights=[0.45, 0.55], subplot_titles=("Back-pain reports", "Doses and expected effect windows"))
+    reports = tl.reports
+    for tier in TIER_ORDER:
+        sub = reports[reports["tier"] == tier]
+        if sub.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=sub["reported_at"], y=sub["pain_score"], mode="markers", name=f"{tier} report",
+            legendgroup="tiers",
+            marker=dict(color=TIER_COLOUR[tier], symbol=TIER_SYMBOL[tier], size=11,
+                        line=dict(width=1, color="#1b1b1b")),
+            customdata=sub[["report_id", "position", "cause_labels"]].to_numpy(),
+            hovertemplate=("%{x|%d %b %Y %H:%M}<br>pain %{y}/10 · " + tier +
+                           "<br>%{customdata[0]}<br>%{customdata[1]}<br>%{customdata[2]}<extra></extra>"),
+        ), row=1, col=1)
+    if not reports.empty:
+        fig.add_trace(go.Scatter(
+            x=reports["reported_at"], y=reports["pain_score"], mode="lines", name="pain trend",
+            line=dict(color="rgba(60,60,60,0.35)", width=1), hoverinfo="skip", showlegend=False,
+        ), row=1, col=1)
+    if not tl.events.empty:
+        ev = tl.events
+        fig.add_trace(go.Scatter(
+            x=ev["acted_at"], y=[-0.6] * len(ev), mode="markers", name="care-team action",
+            marker=dict(symbol="line-ns-open", size=12, color="#444", line=dict(width=2)),
+            customdata=ev[["action", "actor", "report_id"]].assign(
+                action=ev["action"].map(lambda a: ACTION_LABELS.get(a, a))).to_numpy(),
+            hovertemplate="%{x|%d %b %H:%M}<br>%{customdata[0]} by %{customdata[1]}<br>%{customdata[2]}<extra></extra>",
+        ), row=1, col=1)
+    # Windows as bands on each drug's row (categorical axis positions are 0..n-1).
+    position = {d: i for i, d in enumerate(drugs)}
+    for w in tl.windows.itertuples(index=False):
+        if w.drug not in position:
+            continue
+        y = position[w.drug]
+        fig.add_shape(type="rect", x0=w.start, x1=w.end, y0=y - 0.38, y1=y + 0.38, xref="x2", yref="y2",
+                      fillcolor=WINDOW_FILL if w.explains_back_pain else LONG_WINDOW_FILL, line=dict(width=0),
+                      layer="below")
+    # Invisible hover points for the windows (shapes have no hover).
+    if not tl.windows.empty:
+        wins = tl.windows[tl.windows["drug"].isin(position)]
+        fig.add_trace(go.Scatter(
+            x=wins["start"], y=wins["drug"], mode="markers", name="expected effect window",
+            marker=dict(symbol="square", size=10, color=WINDOW_FILL, line=dict(width=1, color="#1f4e8c")),
+            customdata=wins[["label", "end"]].to_numpy(),
+            hovertemplate="%{customdata[0]} expected<br>from %{x|%d %b} to %{customdata[1]|%d %b}<extra></extra>",
+        ), row=2, col=1)
+    doses = tl.doses.assign(row=tl.doses["generic"].fillna(tl.doses["drug"]))
+    fig.add_trace(go.Scatter(
+        x=doses["given_at"], y=doses["row"], mode="markers", name="dose",
+        marker=dict(symbol="line-ns-open", size=16, color="#1b1b1b", line=dict(width=3)),
+        customdata=doses[["drug", "regimen", "cycle", "cycle_day", "class_label"]].to_numpy(),
+        hovertemplate=("%{customdata[0]} (%{customdata[4]})<br>%{x|%d %b %Y %H:%M}<br>%{customdata[1]}, "
+                       "cycle %{customdata[2]} day %{customdata[3]}<extra></extra>"),
+    ), row=2, col=1)
+    fig.update_yaxes(title_text="pain (0-10)", range=[-1.2, 10.5], dtick=2, row=1, col=1)
+    fig.update_yaxes(categoryorder="array", categoryarray=drugs, autorange="reversed",
+                     row=2, col=1)
+    end = until or now or (max(reports["reported_at"].max() if not reports.empty else datetime.min,
+                               tl.doses["given_at"].max() if not tl.doses.empty else datetime.min))
+    if since is not None:
+        fig.update_xaxes(range=[since, end + timedelta(days=1)], row=2, col=1)
+    if highlight is not None:
+        for row in (1, 2):
+            fig.add_vline(x=highlight, line_dash="dash", line_color="#b3261e", line_width=1.5, row=row, col=1)
+        fig.add_annotation(x=highlight, y=10.4, text="this report", showarrow=False, xanchor="left",
+                           font=dict(size=11, color="#b3261e"), row=1, col=1)
+    if not compact:
+        fig.update_xaxes(
+            rangeselector=dict(buttons=[
+                dict(count=tl.last_cycle_days, label="last cycle", step="day", stepmode="backward"),
+                dict(count=3, label="3 months", step="month", stepmode="backward"),
+                dict(step="all", label="all"),
+            ], font=dict(size=12), y=1.12),
+            row=1, col=1,
+        )
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=70 if not compact else 30, b=10), font=FONT,
+                      showlegend=not compact,
+                      legend=dict(orientation="h", yanchor="top", y=-0.08, x=0),
+                      hovermode="closest", plot_bgcolor="white")
+    fig.update_xaxes(showgrid=True, gridcolor="#eeeeee")
+    fig.update_yaxes(showgrid=True, gridcolor="#eeeeee")
+    return fig
+
+
+def response_ecdf(frame: pd.DataFrame, targets: dict[str, int]) -> go.Figure:
+    """Distribution of minutes from report to acknowledgement, by tier, with each tier's target."""
+    data = frame.dropna(subset=["minutes_to_ack"])
+    fig = px.ecdf(data, x="minutes_to_ack", color="tier", log_x=True,
+                  category_orders={"tier": TIER_ORDER}, color_discrete_map=TIER_COLOUR,
+                  labels={"minutes_to_ack": "minutes from report to acknowledgement (log scale)", "tier": "tier"})
+    for i, (tier, minutes) in enumerate(targets.items()):
+        if tier in set(data["tier"]):
+            # On a log axis, shapes take the log of their position.
+            fig.add_vline(x=math.log10(minutes), line_dash="dot", line_color=TIER_COLOUR[tier])
+            fig.add_annotation(x=math.log10(minutes), y=1.02 + 0.06 * (i % 2), yref="paper", showarrow=False,
+                               text=f"{tier} target", font=dict(size=11, color=TIER_COLOUR[tier]))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10), font=FONT, yaxis_title="share of reports",
+                      yaxis_tickformat=".0%")
+    return fig
+
+
+def weekly_trend(weekly: pd.DataFrame) -> go.Figure:
+    """Share of reports acknowledged within target, per week and tier."""
+    fig = px.line(weekly, x="week", y="within_target", color="tier", markers=True,
+                  category_orders={"tier": TIER_ORDER}, color_discrete_map=TIER_COLOUR,
+                  symbol="tier", labels={"within_target": "acknowledged within target", "week": "week"})
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), font=FONT)
+    return fig
+
+
+def weekly_volumes(volumes: pd.DataFrame) -> go.Figure:
+    """Reports per week, stacked by tier."""
+    fig = px.bar(volumes, x="week", y="reports", color="tier", category_orders={"tier": TIER_ORDER},
+                 color_discrete_map=TIER_COLOUR, pattern_shape="tier",
+                 pattern_shape_map={"emergency": "x", "urgent": "/", "soon": ".", "routine": ""},
+                 labels={"reports": "reports", "week": "week"})
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), font=FONT, bargap=0.1)
+    return fig

@@ -1,0 +1,342 @@
+"""Streamlit glue shared by every page: the guard, the signed-in user, cached reads, small widgets.
+
+Every page calls :func:`guard` first. A page can be run directly from its URL on a fresh server
+without the entry point, so the guard does everything itself: it loads the rules (failing
+closed), checks the database, identifies the user (identity provider, or demo mode with a role
+switcher on synthetic data only) and stops the page unless the user's role may see it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from dashboard import metrics, queue, timeline
+from dashboard.access import PAGES, Page, Role, User, parse_role
+from dashboard.config import Settings, get_settings
+from dashboard.db import Database, DatabaseError, default_database
+from dashboard.labels import TIER_COLOURS, TIER_SYMBOLS
+from dashboard.rules import RuleSet, RulesError, load_rules
+
+PAGE_TITLE = "Backline"
+
+
+@dataclass(frozen=True)
+class Context:
+    user: User
+    rules: RuleSet
+    db: Database
+    settings: Settings
+    now: datetime
+
+
+# --------------------------------------------------------------------------- resources
+
+
+@st.cache_resource(show_spinner=False)
+def _rules(directory: str) -> RuleSet:
+    return load_rules(directory)
+
+
+def rules_in_force() -> RuleSet:
+    """The validated rules; on any problem the page stops with the file and field named."""
+    try:
+        return _rules(str(get_settings().rules_dir))
+    except RulesError as exc:
+        st.error(
+            f"**Backline cannot start: the rules do not validate.**\n\n`{exc}`\n\n"
+            "Nothing runs on part of a rule set. Correct the file and reload the page."
+        )
+        st.stop()
+        raise  # pragma: no cover - st.stop raises
+
+
+def reload_rules() -> RuleSet:
+    """Validate the rules from disk again (admin). Raises RulesError and keeps the old rules if invalid."""
+    fresh = load_rules(get_settings().rules_dir)
+    _rules.clear()
+    _rules(str(get_settings().rules_dir))
+    return fresh
+
+
+@st.cache_resource(show_spinner=False)
+def _database(path: str) -> Database:
+    return Database(path)
+
+
+def database() -> Database:
+    return _database(str(default_database().path))
+
+
+def local_now() -> datetime:
+    return datetime.now(get_settings().tz).replace(tzinfo=None, microsecond=0)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def auth_configured() -> bool:
+    """An identity provider is configured in .streamlit/secrets.toml ([auth])."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def _claims() -> dict[str, Any]:
+    try:
+        info = dict(st.user)
+    except Exception:
+        return {}
+    return info if info.get("is_logged_in") else {}
+
+
+def _role_map() -> dict[str, str]:
+    path = get_settings().role_map
+    if path is None or not Path(path).exists():
+        return {}
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return {str(k).lower(): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _staff(db: Database) -> pd.DataFrame:
+    return cached_staff(str(db.path))
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def cached_staff(path: str) -> pd.DataFrame:
+    return Database(path).query("SELECT staff_id, name, email, role, panel_id FROM staff ORDER BY role, panel_id, name")
+
+
+def identify(db: Database, settings: Settings) -> User | None:
+    """The signed-in user, or None (the caller shows the sign-in or demo controls)."""
+    if auth_configured():
+        claims = _claims()
+        if not claims:
+            return None
+        email = str(claims.get("email") or claims.get("sub") or "").lower()
+        role = parse_role(claims.get(settings.role_claim)) or parse_role(_role_map().get(email))
+        if role is None:
+            return User(actor=email or "unknown", name=str(claims.get("name") or email), role=None)  # type: ignore[arg-type]
+        staff = _staff(db)
+        mine = staff[staff["email"].str.lower() == email]
+        panels = tuple(mine["panel_id"].dropna()) if not mine.empty else ()
+        return User(actor=email, name=str(claims.get("name") or email), role=role, panels=panels)
+    # Demo mode: a role switcher over the sample's staff.
+    staff = _staff(db)
+    actor = st.session_state.get("demo_actor")
+    if actor not in set(staff["staff_id"]):
+        actor = staff[staff["role"] == "nurse"]["staff_id"].iloc[0] if (staff["role"] == "nurse").any() else staff["staff_id"].iloc[0]
+        st.session_state["demo_actor"] = actor
+    row = staff[staff["staff_id"] == actor].iloc[0]
+    panels = (row["panel_id"],) if isinstance(row["panel_id"], str) else ()
+    return User(actor=row["staff_id"], name=row["name"], role=Role(row["role"]), panels=panels, demo=True)
+
+
+def _demo_switcher(db: Database) -> None:
+    staff = _staff(db)
+    labels = {
+        r.staff_id: f"{r.name} · {r.role}" + (f" · {r.panel_id}" if isinstance(r.panel_id, str) else "")
+        for r in staff.itertuples()
+    }
+    ids = list(labels)
+    current = st.session_state.get("demo_actor")
+
+    def chosen() -> None:
+        # Kept under a plain key: widget state does not survive a change of page.
+        st.session_state["demo_actor"] = st.session_state["demo_actor_choice"]
+
+    st.sidebar.selectbox("Act as (demo)", ids, index=ids.index(current) if current in ids else 0,
+                         format_func=labels.get, key="demo_actor_choice", on_change=chosen,
+                         help="Demo mode only: pick whose shoes to stand in. With an identity provider configured, "
+                              "people sign in and their role comes from their token.")
+
+
+def navigation_role() -> Role | None:
+    """The current user's role for building the navigation (no widgets; None when not signed in)."""
+    try:
+        db = database()
+        db.check_schema()
+        user = identify(db, get_settings())
+    except Exception:
+        return None
+    return user.role if user is not None else None
+
+
+def roles_for(page: Page) -> frozenset[Role]:
+    return PAGES[page]
+
+
+def guard(page: Page) -> Context:
+    """Run first on every page: rules, database, user and role, or stop."""
+    st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/healing:", layout="wide")
+    settings = get_settings()
+    rules = rules_in_force()
+    db = database()
+    try:
+        db.check_schema()
+    except DatabaseError as exc:
+        st.error(f"**The database cannot be used.** {exc}")
+        st.stop()
+    demo = not auth_configured()
+    if demo:
+        meta = cached_meta(str(db.path))
+        if meta.get("synthetic") != "true" or meta.get("created_by") != "backline seed":
+            st.error(
+                "**Demo mode refused.** This database was not created by `backline seed`, so it may hold real "
+                "patient data. Configure an identity provider in `.streamlit/secrets.toml` ([auth]) to use it."
+            )
+            st.stop()
+    user = identify(db, settings)
+    if demo:
+        st.sidebar.warning("**DEMO MODE** · synthetic data only · no sign-in", icon=":material/science:")
+        _demo_switcher(db)
+    if user is None:
+        st.title("Backline")
+        st.info("Please sign in with your hospital account to see patient data.")
+        if st.button("Sign in", type="primary"):
+            st.login()
+        st.stop()
+    if user.role is None:
+        st.error(f"Signed in as {user.name}, but no Backline role is assigned to this account. Ask an administrator.")
+        if st.button("Sign out"):
+            st.logout()
+        st.stop()
+    if not user.may_see(page):
+        st.error(f"This page is not available to the {user.role.value} role.")
+        st.stop()
+    st.sidebar.caption(f"Signed in as **{user.name}** ({user.role.value})")
+    if not demo and st.sidebar.button("Sign out"):
+        st.logout()
+    st.sidebar.caption(f"Rules {rules.version}")
+    return Context(user=user, rules=rules, db=db, settings=settings, now=local_now())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_meta(path: str) -> dict[str, str]:
+    try:
+        return Database(path).meta()
+    except Exception:
+        return {}
+
+
+# --------------------------------------------------------------------------- cached reads
+
+
+def data_version(db: Database) -> tuple:
+    """A cheap fingerprint of the data: changes whenever a report, event or triage is written."""
+    return tuple(db.rows(
+        "SELECT (SELECT max(event_id) FROM events), (SELECT count(*) FROM reports),"
+        " (SELECT max(triaged_at) FROM triage_results), (SELECT count(*) FROM open_reports)")[0])
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def cached_open_reports(path: str, panels: tuple[str, ...], version: tuple) -> pd.DataFrame:
+    return queue.open_reports(Database(path), list(panels))
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def cached_report_detail(path: str, report_id: str, version: tuple) -> dict[str, Any] | None:
+    return queue.report_detail(Database(path), report_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=32)
+def cached_timeline(path: str, _rules: RuleSet, rules_version: str, patient_id: str, version: tuple,
+                    now: datetime) -> timeline.Timeline | None:
+    return timeline.patient_timeline(Database(path), _rules, patient_id, now)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=16)
+def cached_response_times(path: str, _rules: RuleSet, rules_version: str, panels: tuple[str, ...], start, end,
+                          in_hours: tuple[int, int], version: tuple) -> metrics.ResponseTimes:
+    return metrics.response_times(Database(path), _rules, list(panels), start, end, in_hours=in_hours)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def cached_panels(path: str) -> pd.DataFrame:
+    return Database(path).query("SELECT panel_id, name, service FROM panels ORDER BY service, name")
+
+
+def clear_caches() -> None:
+    """After a write: every cached read is stale."""
+    for fn in (cached_open_reports, cached_report_detail, cached_timeline, cached_response_times):
+        fn.clear()
+
+
+# --------------------------------------------------------------------------- widgets
+
+
+def panel_picker(ctx: Context, key: str) -> list[str]:
+    panels = cached_panels(str(ctx.db.path))
+    names = dict(zip(panels["panel_id"], panels["name"]))
+    default = [p for p in ctx.user.panels if p in names] or list(names)[:1]
+    return st.multiselect("Panels", list(names), default=default, format_func=names.get, key=key,
+                          placeholder="Choose one or more panels")
+
+
+def tier_badge(rules: RuleSet, tier: str) -> str:
+    """HTML for a tier: symbol, word and colour together (never colour alone)."""
+    strong, light = TIER_COLOURS[tier]
+    label = html.escape(rules.tier_by_id[tier].label.upper())
+    return (f"<span style='background:{light};color:{strong};border:2px solid {strong};border-radius:6px;"
+            f"padding:2px 10px;font-weight:700;white-space:nowrap'>{TIER_SYMBOLS[tier]} {label}</span>")
+
+
+def tier_text(rules: RuleSet, tier: str) -> str:
+    return f"{TIER_SYMBOLS[tier]} {rules.tier_by_id[tier].label.upper()}"
+
+
+def style_tiers(df: pd.DataFrame, column: str = "Tier", tiers: pd.Series | None = None):
+    """A Styler colouring the tier cells (light fill, dark text) and overdue clocks."""
+    keys = tiers if tiers is not None else df[column]
+
+    def colour(col: pd.Series) -> list[str]:
+        out = []
+        for t in keys.loc[col.index]:
+            strong, light = TIER_COLOURS.get(t, ("#1b1b1b", "#ffffff"))
+            out.append(f"background-color: {light}; color: {strong}; font-weight: 700")
+        return out
+
+    styler = df.style.apply(colour, subset=[column])
+    if "Clock" in df.columns:
+        styler = styler.apply(
+            lambda col: ["color: #b3261e; font-weight: 700" if str(v).startswith("OVERDUE") else "" for v in col],
+            subset=["Clock"],
+        )
+    return styler
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """A message to show after the next rerun (actions rerun the page to refresh it)."""
+    st.session_state["flash"] = (message, kind)
+
+
+def show_flash() -> None:
+    message = st.session_state.pop("flash", None)
+    if message:
+        text, kind = message
+        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(text)
+
+
+def show_input_error(exc: Exception) -> None:
+    """A validation error, naming each field."""
+    problems = getattr(exc, "problems", None) or [("", str(exc))]
+    st.error("Not saved:\n" + "\n".join(f"- **{f or 'input'}**: {m}" for f, m in problems))
+
+
+def find_patients_safe(ctx: Context, text: str, panels: list[str] | None = None) -> pd.DataFrame | None:
+    """Patient search; a hostile or malformed search says why instead of failing."""
+    from dashboard.models import InputError
+
+    try:
+        return timeline.find_patients(ctx.db, text, panels)
+    except InputError as exc:
+        show_input_error(exc)
+        return None
