@@ -8,13 +8,20 @@ from dashboard.access import Page
 st.set_page_config(page_title=ui.PAGE_TITLE, page_icon=":material/healing:", layout="wide")
 ui.rules_in_force()  # fail closed before anything else
 
-PAGES = {
-    Page.QUEUE: st.Page("pages/triage_queue.py", title="Triage queue", icon=":material/emergency:"),
-    Page.TIMELINE: st.Page("pages/patient_timeline.py", title="Patient timeline", icon=":material/timeline:"),
-    Page.GUIDANCE: st.Page("pages/guidance.py", title="Guidance", icon=":material/menu_book:"),
-    Page.METRICS: st.Page("pages/response_times.py", title="Response times", icon=":material/timer:"),
-    Page.RULES: st.Page("pages/rules.py", title="Rules", icon=":material/rule:"),
+PAGE_FILES = {
+    Page.QUEUE: ("pages/triage_queue.py", "Triage queue", ":material/emergency:"),
+    Page.TIMELINE: ("pages/patient_timeline.py", "Patient timeline", ":material/timeline:"),
+    Page.GUIDANCE: ("pages/guidance.py", "Guidance", ":material/menu_book:"),
+    Page.METRICS: ("pages/response_times.py", "Response times", ":material/timer:"),
+    Page.RULES: ("pages/rules.py", "Rules", ":material/rule:"),
 }
+# Every page is routable, so a direct visit reaches the page's own guard (which says why it is
+# refused); the menu shows only the pages this role may open, its first one being the default.
 role = ui.navigation_role()
-allowed = [PAGES[p] for p in PAGES if role is not None and role in ui.roles_for(p)] or [PAGES[Page.GUIDANCE]]
-st.navigation(allowed).run()
+allowed = [p for p in PAGE_FILES if role is not None and role in ui.roles_for(p)] or [Page.GUIDANCE]
+pages = [
+    st.Page(path, title=title, icon=icon, default=(page == allowed[0]),
+            visibility="visible" if page in allowed else "hidden")
+    for page, (path, title, icon) in PAGE_FILES.items()
+]
+st.navigation(pages).run()

@@ -66,15 +66,16 @@ class User:
 
     actor: str  # staff id, or the identity provider's e-mail / subject
     name: str
-    role: Role
+    role: Role | None  # None: signed in, but no Backline role assigned
     panels: tuple[str, ...] = field(default=())  # the panels this person belongs to (default choice)
     demo: bool = False
+    role_source: str | None = None  # where the role came from (token claim, role map, demo)
 
     def may_see(self, page: Page) -> bool:
-        return self.role in PAGES[page]
+        return self.role is not None and self.role in PAGES[page]
 
     def may(self, action: Action) -> bool:
-        return self.role in ACTIONS[action]
+        return self.role is not None and self.role in ACTIONS[action]
 
     @property
     def sees_patient_data(self) -> bool:

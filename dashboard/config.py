@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
     # Working hours for "in hours" versus "out of hours" (weekdays, local time).
     in_hours_start: int = 8
     in_hours_end: int = 18
+    # How long to wait for a database file locked by another process before saying so.
+    lock_timeout_seconds: float = 30.0
+    # How long a write keeps retrying after losing a conflict with another write.
+    write_retry_seconds: float = 30.0
     duckdb_threads: int = 2
     duckdb_memory_limit: str = "2GB"
     # Seconds between refreshes of the triage queue.
@@ -51,3 +56,8 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def local_now() -> datetime:
+    """Now, as the naive local wall-clock time every stored timestamp uses."""
+    return datetime.now(get_settings().tz).replace(tzinfo=None, microsecond=0)

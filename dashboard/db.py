@@ -13,7 +13,9 @@ transaction, and recorded in ``schema_migrations``.
 from __future__ import annotations
 
 import os
+import random
 import re
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import pandas as pd
 from dashboard.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_CONNECT_LOCK = threading.Lock()
 T = TypeVar("T")
 
 
@@ -80,17 +83,18 @@ def _plain(exc: Exception, path: Path) -> str:
 class Database:
     """A DuckDB file, opened per unit of work."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False, lock_timeout: float = 30.0):
+    def __init__(self, path: Path | str, *, read_only: bool = False, lock_timeout: float | None = None):
         self.path = Path(path)
         self.read_only = read_only
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = get_settings().lock_timeout_seconds if lock_timeout is None else lock_timeout
+        self.conflicts = 0  # write conflicts retried (for tests and benchmarks)
 
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
 
     # ---- connections
     def _open(self) -> duckdb.DuckDBPyConnection:
-        if self.read_only and not self.path.exists():
+        if self.read_only and not self.exists():
             raise DatabaseError(f"the database file {self.path} does not exist")
         settings = get_settings()
         config = {"threads": settings.duckdb_threads, "memory_limit": settings.duckdb_memory_limit}
@@ -100,7 +104,10 @@ class Database:
         delay = 0.01
         while True:
             try:
-                return duckdb.connect(str(self.path), config=config)
+                # One connect at a time in this process: a second thread must not pick up the
+                # shared database instance before the first has finished setting it up.
+                with _CONNECT_LOCK:
+                    return duckdb.connect(str(self.path), config=config)
             except duckdb.Error as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:
@@ -111,6 +118,8 @@ class Database:
                     time.sleep(delay)
                     delay = min(delay * 1.5, 0.25)
                     continue
+                raise DatabaseError(_plain(exc, self.path)) from None
+            except OSError as exc:
                 raise DatabaseError(_plain(exc, self.path)) from None
 
     @contextmanager
@@ -136,10 +145,18 @@ class Database:
         rows = self.rows(sql, params)
         return rows[0][0] if rows else None
 
-    def transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 50) -> T:
-        """Run ``work(con)`` in a transaction; retry it when it loses a write conflict."""
+    def transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int | None = None) -> T:
+        """Run ``work(con)`` in a transaction; retry it when it loses a write conflict.
+
+        Two transactions that change the same row conflict in DuckDB; the loser is rolled back and
+        run again (after a short random wait) until it commits, so no action is ever lost. Gives up
+        only after ``write_retry_seconds`` (or ``attempts`` tries, when given).
+        """
+        deadline = time.monotonic() + get_settings().write_retry_seconds
+        attempt = 0
         with self.connect() as con:
-            for attempt in range(attempts):
+            while True:
+                attempt += 1
                 run(con, "BEGIN TRANSACTION")
                 try:
                     result = work(con)
@@ -147,13 +164,13 @@ class Database:
                     return result
                 except duckdb.TransactionException:
                     _rollback(con)
-                    if attempt == attempts - 1:
+                    self.conflicts += 1
+                    if (attempts is not None and attempt >= attempts) or time.monotonic() > deadline:
                         raise
-                    time.sleep(min(0.002 * (attempt + 1), 0.05))
+                    time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 10))))
                 except BaseException:
                     _rollback(con)
                     raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # ---- schema
     def schema_version(self, con: duckdb.DuckDBPyConnection) -> int:
@@ -193,9 +210,15 @@ class Database:
                 applied.append(m.version)
         return applied
 
+    def exists(self) -> bool:
+        try:
+            return self.path.exists()
+        except OSError as exc:  # e.g. a folder on the way that may not be entered
+            raise DatabaseError(_plain(exc, self.path)) from None
+
     def check_schema(self) -> None:
         """Refuse a database that is not at this code's schema version."""
-        if not self.path.exists():
+        if not self.exists():
             raise DatabaseError(f"the database file {self.path} does not exist; create it with `backline seed`")
         with self.connect() as con:
             current = self.schema_version(con)

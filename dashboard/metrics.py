@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-import pyarrow as pa
 
 from dashboard.db import Database
 from dashboard.rules import RuleSet
@@ -26,7 +25,7 @@ WITH r AS (
     SELECT r.report_id, r.patient_id, r.reported_at, p.panel_id
     FROM reports r JOIN patients p ON p.patient_id = r.patient_id
     WHERE r.reported_at >= $start AND r.reported_at < $end
-      AND p.panel_id IN (SELECT panel_id FROM bl_panels)
+      AND p.panel_id IN (SELECT unnest($panels::VARCHAR[]))
 ),
 e AS (
     SELECT report_id,
@@ -65,12 +64,10 @@ class ResponseTimes:
     reports: int
 
 
-def _targets_table(rules: RuleSet) -> pa.Table:
-    return pa.table({
-        "tier": pa.array(rules.tier_ids, pa.string()),
-        "target": pa.array([rules.respond_within_minutes(t) for t in rules.tier_ids], pa.int32()),
-        "tier_rank": pa.array([rules.tier_rank[t] for t in rules.tier_ids], pa.int32()),
-    })
+def _targets_sql(rules: RuleSet) -> str:
+    """The tiers' targets as an inline table (values from the validated rules: ids and integers)."""
+    rows = ", ".join(f"('{t}', {int(rules.respond_within_minutes(t))}, {int(rules.tier_rank[t])})" for t in rules.tier_ids)
+    return f"CREATE OR REPLACE TEMP TABLE bl_targets AS SELECT * FROM (VALUES {rows}) v(tier, target, tier_rank)"
 
 
 def response_times(db: Database, rules: RuleSet, panels: list[str], start: date, end: date, *,
@@ -78,10 +75,9 @@ def response_times(db: Database, rules: RuleSet, panels: list[str], start: date,
     """Response-time tables for reports made from ``start`` up to and including ``end``."""
     params = {"start": datetime.combine(start, datetime.min.time()),
               "end": datetime.combine(end + timedelta(days=1), datetime.min.time()),
-              "in_start": in_hours[0], "in_end": in_hours[1]}
+              "in_start": in_hours[0], "in_end": in_hours[1], "panels": list(panels)}
     with db.connect() as con:
-        con.register("bl_panels", pa.table({"panel_id": pa.array(list(panels), pa.string())}))
-        con.register("bl_targets", _targets_table(rules))
+        con.execute(_targets_sql(rules)).fetchall()
         con.execute(TIMINGS_SQL, params).fetchall()
         within = "avg((minutes_to_ack <= target)::INT) FILTER (WHERE minutes_to_ack IS NOT NULL)"
         by_tier = con.execute(f"""
@@ -128,8 +124,6 @@ def response_times(db: Database, rules: RuleSet, panels: list[str], start: date,
                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS open_until
                 FROM bl_timings t JOIN reports r USING (report_id))
             SELECT count(*) FILTER (WHERE open_until > reported_at), count(*) FROM seq""").fetchall()[0]
-        con.unregister("bl_panels")
-        con.unregister("bl_targets")
     return ResponseTimes(by_tier, hours, weekly, volumes, nurses, distribution, int(repeats), int(total))
 
 

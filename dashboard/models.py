@@ -182,8 +182,6 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_clean_text(), constrained-str]",):
-            continue
         else:
             out += f".{part}" if out else str(part)
     return out

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from dashboard.db import Database
 from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, OUTCOME_LABELS, duration, red_flags
@@ -25,7 +24,7 @@ _RESPONSES = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"
 OPEN_SQL = f"""
 WITH o AS (
     SELECT report_id, patient_id, panel_id FROM open_reports
-    WHERE panel_id IN (SELECT panel_id FROM bl_panels)
+    WHERE panel_id IN (SELECT unnest($panels::VARCHAR[]))
 ),
 ev AS (SELECT * FROM events WHERE report_id IN (SELECT report_id FROM o)),
 st AS (
@@ -56,11 +55,7 @@ LEFT JOIN st ON st.report_id = o.report_id
 
 def open_reports(db: Database, panels: list[str]) -> pd.DataFrame:
     """Every open report of the panels, with its current tier (after any override) and state."""
-    with db.connect() as con:
-        con.register("bl_panels", pa.table({"panel_id": pa.array(list(panels), pa.string())}))
-        df = con.execute(OPEN_SQL).df()
-        con.unregister("bl_panels")
-    return df
+    return db.query(OPEN_SQL, {"panels": list(panels)})
 
 
 def _present(value: Any) -> bool:
@@ -128,7 +123,7 @@ def build_queue(df: pd.DataFrame, rules: RuleSet, now: datetime) -> Queue:
     low = rules.parameter("neutropenic_low_temperature_c")
     records = df[[*REPORT_FLAGS, "temperature_c", "trend", "location", "onset"]].to_dict("records")
     df["red_flags"] = [", ".join(red_flags(r, fever_c=fever, low_c=low)) for r in records]
-    df["cause_labels"] = [", ".join(rules.cause_label(c) for c in cs) for cs in df["causes"]]
+    df["cause_labels"] = [", ".join(rules.cause_short(c) for c in cs) for cs in df["causes"]]
     df["status"] = [status_of(r) for r in df[["last_action", "escalated_to", "call_backs", "reached"]].to_dict("records")]
     # Most urgent first; unanswered before answered; then nearest the target (overdue first).
     df = df.sort_values(["tier_rank", "answered", "respond_by"], ascending=[False, True, True], kind="stable")
@@ -154,7 +149,7 @@ def group_members(queue: Queue, report_id: str) -> list[str]:
 # --------------------------------------------------------------------------- one report
 
 
-REPORT_SQL = f"""
+REPORT_SQL = """
 SELECT r.*, p.name AS patient_name, p.mrn, p.date_of_birth, p.sex, p.cancer_type, p.bone_metastases,
        p.osteoporosis, p.long_term_steroids, p.panel_id, pn.name AS panel_name,
        t.tier AS triage_tier, t.rule_ids, t.causes, t.links, t.evidence, t.unrecognised_drugs,

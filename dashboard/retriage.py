@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
-import pyarrow as pa
 
 from dashboard.db import run
 from dashboard.guidance import guidance_for
@@ -28,14 +27,14 @@ _PATIENT_COLS = ", ".join(f"p.{c}" for c in ("cancer_type", *PATIENT_FLAGS))
 
 
 def _db_sources(filtered: bool) -> tuple[str, str]:
-    where = " WHERE r.report_id IN (SELECT report_id FROM bl_retriage_ids)" if filtered else ""
+    where = " WHERE r.report_id IN (SELECT unnest($ids::VARCHAR[]))" if filtered else ""
     cases = (
         f"(SELECT r.report_id AS case_id, r.patient_id AS dose_key, r.report_id, {_PATIENT_COLS}, {_REPORT_COLS}"
         f" FROM reports r JOIN patients p ON p.patient_id = r.patient_id{where})"
     )
     dose_where = (
         " WHERE patient_id IN (SELECT r.patient_id FROM reports r"
-        " WHERE r.report_id IN (SELECT report_id FROM bl_retriage_ids))"
+        " WHERE r.report_id IN (SELECT unnest($ids::VARCHAR[])))"
         if filtered
         else ""
     )
@@ -46,18 +45,11 @@ def _db_sources(filtered: bool) -> tuple[str, str]:
     return cases, doses
 
 
-_GUIDANCE_SCHEMA = pa.schema(
-    [
-        ("guidance_key", pa.string()),
-        ("tier", pa.string()),
-        ("causes", pa.list_(pa.string())),
-        ("unrecognised_drugs", pa.list_(pa.string())),
-        ("imaging", pa.list_(pa.string())),
-        ("referral", pa.list_(pa.string())),
-        ("advice", pa.list_(pa.string())),
-        ("minutes", pa.int32()),
-    ]
-)
+_GUIDANCE_DDL = """
+CREATE OR REPLACE TEMP TABLE bl_guidance (
+    guidance_key VARCHAR, tier VARCHAR, causes VARCHAR[], unrecognised_drugs VARCHAR[], imaging VARCHAR[],
+    referral VARCHAR[], advice VARCHAR[], minutes INTEGER)
+"""
 
 
 def guidance_key(rules_version: str, tier: str, causes: list[str], unrecognised: list[str]) -> str:
@@ -65,15 +57,13 @@ def guidance_key(rules_version: str, tier: str, causes: list[str], unrecognised:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _guidance_table(rules: RuleSet, combos: list[tuple]) -> pa.Table:
-    cols: dict[str, list] = {name: [] for name in _GUIDANCE_SCHEMA.names}
+def _guidance_rows(rules: RuleSet, combos: list[tuple]) -> list[list]:
+    rows = []
     for tier, causes, unknown in combos:
         g = guidance_for(rules, tier, tuple(causes), tuple(unknown))
-        row = (guidance_key(rules.version, tier, causes, unknown), tier, causes, unknown, g.imaging, g.referral,
-               g.advice, rules.respond_within_minutes(tier))
-        for name, value in zip(cols, row):
-            cols[name].append(value)
-    return pa.table(cols, schema=_GUIDANCE_SCHEMA)
+        rows.append([guidance_key(rules.version, tier, causes, unknown), tier, causes, unknown, g.imaging,
+                     g.referral, g.advice, rules.respond_within_minutes(tier)])
+    return rows
 
 
 @dataclass(frozen=True)
@@ -103,12 +93,13 @@ def retriage(
     """
     started = time.perf_counter()
     filtered = report_ids is not None
-    if filtered:
-        con.register("bl_retriage_ids", pa.table({"report_id": pa.array(report_ids, pa.string())}))
+    # Parameters, not registered frames: registration is not safe while other threads connect.
+    ids = {"ids": list(report_ids)} if filtered else None
     cases, doses = _db_sources(filtered)
-    run(con, f"CREATE OR REPLACE TEMP TABLE bl_new AS {triage_sql(rules, cases, doses)}")
+    run(con, f"CREATE OR REPLACE TEMP TABLE bl_new AS {triage_sql(rules, cases, doses)}", ids)
     combos = con.execute("SELECT DISTINCT tier, causes, unrecognised_drugs FROM bl_new").fetchall()
-    con.register("bl_guidance", _guidance_table(rules, combos))
+    run(con, _GUIDANCE_DDL)
+    con.executemany("INSERT INTO bl_guidance VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _guidance_rows(rules, combos))
     run(
         con,
         """
@@ -143,7 +134,7 @@ def retriage(
           ON g.tier = n.tier AND g.causes = n.causes AND g.unrecognised_drugs = n.unrecognised_drugs
     """
     if filtered:
-        run(con, "DELETE FROM triage_results WHERE report_id IN (SELECT report_id FROM bl_retriage_ids)")
+        run(con, "DELETE FROM triage_results WHERE report_id IN (SELECT unnest($ids::VARCHAR[]))", ids)
         inserted = run(con, f"INSERT INTO triage_results {select}", [rules.version, now])[0][0]
     else:
         # Replacing every row: build the table anew and swap it in (deleting a million keys from
@@ -155,7 +146,5 @@ def retriage(
         run(con, "DROP TABLE triage_results")
         run(con, "ALTER TABLE triage_results_next RENAME TO triage_results")
     run(con, "DROP TABLE bl_new")
-    con.unregister("bl_guidance")
-    if filtered:
-        con.unregister("bl_retriage_ids")
+    run(con, "DROP TABLE bl_guidance")
     return RetriageStats(inserted, time.perf_counter() - started, changed, rules.version)

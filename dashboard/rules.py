@@ -311,6 +311,7 @@ class DrugsFile(_Strict):
 
 class CauseGuidance(_Strict):
     label: StrictStr
+    short: StrictStr = Field(min_length=1, max_length=24)  # for tables
     imaging: list[StrictStr]
     referral: list[StrictStr]
     advice: list[StrictStr]
@@ -449,6 +450,9 @@ class RuleSet:
     def cause_label(self, cause: str) -> str:
         return self.guidance.causes[cause].label
 
+    def cause_short(self, cause: str) -> str:
+        return self.guidance.causes[cause].short
+
     # ---- drugs
     @cached_property
     def drug_lookup(self) -> dict[str, DrugInfo]:
@@ -530,7 +534,7 @@ def _check(rs: RuleSet) -> None:
         )
 
     # drugs
-    for name, cls in rs.drug_classes.items():
+    for name in rs.drug_classes:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise RulesError("drugs.yaml", f"classes.{name}", "class ids are lower_snake_case")
     names: dict[str, str] = {}

@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # --------------------------------------------------------------------------- clinical tables
 
@@ -486,6 +488,19 @@ def _day_profile() -> np.ndarray:
 
 # --------------------------------------------------------------------------- care-team actions
 
+EVENT_COLUMNS = ["event_id", "report_id", "acted_at", "actor", "actor_name", "role", "action", "tier_before",
+                 "tier_after", "rules_version", "note", "reached", "escalated_to", "outcome"]
+# The actions in the order they are generated (which breaks ties of time and report), and the notes.
+_ACTIONS = ("acknowledge", "call_back", "escalate", "override", "resolve")
+_NOTES = ("Spoke to patient; plan agreed.", "No answer; voicemail left.", "Reached on second attempt.",
+          "Handed over by phone.", "Clinical concern on call: patient sounds more unwell than reported.",
+          "Known, stable, imaged last week; plan in place.", "Closed after call-back.")
+_ESCALATIONS = ("acute_oncology", "mscc_coordinator", "physician")
+_OUTCOMES = tuple(dict.fromkeys([*OUTCOMES_BY_CAUSE.values(), "self_care_advice", "referred_to_ed", "admitted"]))
+_NS_PER_SECOND = 1_000_000_000
+_NS_PER_HOUR = 3_600_000_000_000
+_NS_PER_DAY = 86_400_000_000_000
+
 
 def generate_events(
     *,
@@ -500,100 +515,200 @@ def generate_events(
 ) -> pd.DataFrame:
     """Acknowledgements, call-backs, escalations, overrides and resolutions for triaged reports.
 
-    ``triage`` has report_id, tier and causes (as produced by the engine). Vectorised.
+    ``triage`` has report_id, tier and causes (as produced by the engine). Vectorised. A frame of
+    :func:`event_table` (which the seed uses directly: it is several times smaller).
     """
-    rng = np.random.default_rng(seed + 1)
-    as_of = pd.Timestamp(as_of)
     df = reports[["report_id", "patient_id", "reported_at"]].merge(triage[["report_id", "tier", "causes"]],
                                                                    on="report_id", how="inner")
-    m = len(df)
-    if m == 0:
+    if len(df) == 0:
         return _empty_events()
-    panel = df["patient_id"].map(patients.set_index("patient_id")["panel_id"]).to_numpy()
+    table = event_table(
+        report_id=df["report_id"], patient_id=df["patient_id"], reported_at=df["reported_at"], tier=df["tier"],
+        first_cause=df["causes"].map(lambda c: c[0] if len(c) else None), patients=patients, staff=staff,
+        rules_version=rules_version, as_of=as_of, seed=seed, in_hours=in_hours,
+    )
+    return pa.table([c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns],
+                    names=table.column_names).to_pandas()
+
+
+def _codes(values, labels) -> np.ndarray:
+    """Positions of the values in ``labels`` (-1 where absent or missing), for text of any kind."""
+    labels = _arrow_strings(labels if isinstance(labels, (pa.Array, pa.ChunkedArray)) else list(labels))
+    return pc.index_in(_arrow_strings(values), value_set=labels).fill_null(-1).to_numpy().astype(np.int32)
+
+
+def _per_value(codes: np.ndarray, uniques, fn, none_value, dtype=np.int32) -> np.ndarray:
+    """``fn(value)`` for each coded value; ``none_value`` where the code is -1 (a missing value)."""
+    return np.array([fn(u) for u in uniques] + [none_value], dtype=dtype)[codes]
+
+
+def event_table(
+    *,
+    report_id,
+    patient_id,
+    reported_at,
+    tier,
+    first_cause,
+    patients: pd.DataFrame,
+    staff: pd.DataFrame,
+    rules_version: str,
+    as_of: datetime,
+    seed: int,
+    in_hours: tuple[int, int] = (8, 18),
+) -> pa.Table:
+    """The care-team events of triaged reports, as an Arrow table (low-cardinality text dictionary-encoded).
+
+    One row of input per triaged report, in report order: ``report_id``, ``patient_id``,
+    ``reported_at``, ``tier`` and ``first_cause`` (the first suspected cause, or None). The random
+    draws are made per report over whole columns, in a fixed order, so the result is deterministic
+    for a seed; rows are numbered in (time, report) order.
+    """
+    rng = np.random.default_rng(seed + 1)
+    as_of_ns = pd.Timestamp(as_of).as_unit("ns").value
+    report_id = _arrow_strings(report_id)
+    m = len(report_id)
+    if m == 0:
+        return pa.Table.from_pandas(_empty_events(), preserve_index=False)
+    # The panel of each report's patient, as codes into the panels that have patients.
+    panel_codes, panel_ids = pd.factorize(patients["panel_id"])
+    where = _codes(patient_id, patients["patient_id"])
+    panel = np.where(where >= 0, panel_codes[where], -1)
+    del where
+    staff_ids = staff["staff_id"].tolist()
     nurses = staff[staff["role"] == "nurse"]
     by_panel = nurses.groupby("panel_id")["staff_id"].apply(list).to_dict()
     names = staff.set_index("staff_id")["name"].to_dict()
     # A nurse of the patient's panel acts; pick one per report, vectorised by panel.
-    actor = np.empty(m, dtype=object)
+    actor = np.full(m, -1, dtype=np.int32)
+    panel_index = {p: i for i, p in enumerate(panel_ids)}
     for pid, members in by_panel.items():
-        sel = np.flatnonzero(panel == pid)
-        actor[sel] = np.asarray(members, dtype=object)[rng.integers(0, len(members), len(sel))]
-    tier = df["tier"].to_numpy()
-    first_cause = df["causes"].map(lambda c: c[0] if len(c) else None).to_numpy()
-    t0 = df["reported_at"]
-    hour = t0.dt.hour.to_numpy()
-    weekend = t0.dt.day_of_week.to_numpy() >= 5
+        sel = np.flatnonzero(panel == panel_index.get(pid, -2))
+        actor[sel] = np.asarray(_codes(members, staff_ids))[rng.integers(0, len(members), len(sel))]
+    del panel
+    tier = _codes(tier, TIER_NAMES)  # 0 routine .. 3 emergency
+    if (tier < 0).any():
+        raise ValueError("a tier outside routine, soon, urgent and emergency")
+    first_cause = _arrow_strings(first_cause).dictionary_encode()
+    cause_codes = first_cause.indices.fill_null(-1).to_numpy().astype(np.int32)  # -1: no cause
+    causes = first_cause.dictionary.to_pylist()
+    del first_cause
+    emergency, urgent = tier == 3, tier == 2
+    t0 = np.asarray(pd.to_datetime(np.asarray(reported_at)).as_unit("ns").asi8, dtype=np.int64)
+    hour = (t0 // _NS_PER_HOUR) % 24
+    weekend = (t0 // _NS_PER_DAY + 3) % 7 >= 5  # 1970-01-01 was a Thursday (Monday = 0)
     ooh = weekend | (hour < in_hours[0]) | (hour >= in_hours[1])
+    del hour, weekend
 
-    med = np.array([RESPONSE_MEDIAN_MIN[t] for t in tier])
+    def minutes(values: np.ndarray) -> np.ndarray:
+        return _minutes(values).view(np.int64)
+
+    med = np.array([RESPONSE_MEDIAN_MIN[t] for t in TIER_NAMES])[tier]
     resp = med * np.exp(rng.normal(0, 0.75, m)) * np.where(ooh, OUT_OF_HOURS_FACTOR, 1.0)
     # Routine reports out of hours wait for the next morning.
-    resp = np.where(ooh & (tier == "routine"), resp + 360, resp)
+    resp = np.where(ooh & (tier == 0), resp + 360, resp)
     resp = np.maximum(resp, 1.0)
-    t_ack = t0 + _minutes(resp)
-    t_call = t_ack + _minutes(rng.uniform(2, 25, m))
+    del med, ooh
+    t_ack = t0 + minutes(resp)
+    del resp, t0
+    t_call = t_ack + minutes(rng.uniform(2, 25, m))
     reached = rng.random(m) < 0.84
-    t_call2 = t_call + _minutes(rng.uniform(30, 180, m))
-    escalate = (np.isin(tier, ["emergency"]) & (rng.random(m) < 0.92)) | (
-        (tier == "urgent") & (rng.random(m) < 0.35)
-    )
-    esc_to = np.array([ESCALATE_TO.get(c, "physician") for c in first_cause], dtype=object)
-    esc_to = np.where((tier == "emergency") & (first_cause == None), "acute_oncology", esc_to)  # noqa: E711
-    t_esc = t_call + _minutes(rng.uniform(1, 20, m))
+    t_call2 = t_call + minutes(rng.uniform(30, 180, m))
+    escalate = (emergency & (rng.random(m) < 0.92)) | (urgent & (rng.random(m) < 0.35))
+    esc_to = _per_value(cause_codes, causes, lambda c: _ESCALATIONS.index(ESCALATE_TO.get(c, "physician")),
+                        _ESCALATIONS.index("physician"))
+    esc_to = np.where(emergency & (cause_codes < 0), np.int32(_ESCALATIONS.index("acute_oncology")), esc_to)
+    t_esc = t_call + minutes(rng.uniform(1, 20, m))
     override = rng.random(m) < 0.015
-    up = {"routine": "soon", "soon": "urgent", "urgent": "emergency", "emergency": "emergency"}
-    down = {"routine": "routine", "soon": "routine", "urgent": "soon", "emergency": "urgent"}
     raise_it = rng.random(m) < 0.6
-    override_to = np.where(raise_it, [up[t] for t in tier], [down[t] for t in tier])
+    up, down = np.array([1, 2, 3, 3], dtype=np.int32), np.array([0, 0, 1, 2], dtype=np.int32)
+    override_to = np.where(raise_it, up[tier], down[tier])
     override &= override_to != tier
-    t_override = t_call + _minutes(rng.uniform(3, 30, m))
-    resolve_med = np.array([RESOLVE_MEDIAN_MIN[t] for t in tier])
-    t_res = t_ack + _minutes(resolve_med * np.exp(rng.normal(0, 0.6, m)) + 30)
+    t_override = t_call + minutes(rng.uniform(3, 30, m))
+    resolve_med = np.array([RESOLVE_MEDIAN_MIN[t] for t in TIER_NAMES])[tier]
+    t_res = t_ack + minutes(resolve_med * np.exp(rng.normal(0, 0.6, m)) + 30)
+    del resolve_med
     forgotten = rng.random(m) < 0.003  # never resolved: the overdue tail team leads must see
-    outcome = np.array([OUTCOMES_BY_CAUSE.get(c, "self_care_advice") for c in first_cause], dtype=object)
-    outcome = np.where(tier == "emergency", np.where(first_cause == "neutropenic_sepsis", "referred_to_ed",
-                                                     np.where(first_cause == "mscc", "referred_to_mscc", "admitted")),
+    outcome = _per_value(cause_codes, causes, lambda c: _OUTCOMES.index(OUTCOMES_BY_CAUSE.get(c, "self_care_advice")),
+                         _OUTCOMES.index("self_care_advice"))
+    sepsis = _per_value(cause_codes, causes, lambda c: c == "neutropenic_sepsis", False, bool)
+    mscc = _per_value(cause_codes, causes, lambda c: c == "mscc", False, bool)
+    outcome = np.where(emergency, np.where(sepsis, _OUTCOMES.index("referred_to_ed"),
+                                           np.where(mscc, _OUTCOMES.index("referred_to_mscc"), _OUTCOMES.index("admitted"))),
                        outcome)
+    del sepsis, mscc, cause_codes
 
-    report_ids = df["report_id"].to_numpy()
-    actor_names = np.array([names[a] for a in actor], dtype=object)
-    frames = []
+    # Each action: the reports it applies to (in report order) and its columns; ties of time and
+    # report keep this order.
+    parts: list[dict[str, np.ndarray]] = []
+    no = np.full(m, -1, dtype=np.int32)
 
-    def add(mask, at, action, **cols):
-        mask = np.asarray(mask) & (at.to_numpy() <= as_of.to_datetime64())
-        if not mask.any():
-            return
-        f = pd.DataFrame({
-            "report_id": report_ids[mask], "acted_at": at.to_numpy()[mask], "actor": actor[mask],
-            "actor_name": actor_names[mask], "role": "nurse", "action": action,
-            "tier_before": tier[mask], "tier_after": tier[mask], "rules_version": rules_version,
-        })
-        for k, v in cols.items():
-            f[k] = np.asarray(v, dtype=object)[mask] if isinstance(v, np.ndarray) else v
-        frames.append(f)
+    def add(mask, at, action, tier_after=tier, note=no, reached_=None, escalated=no, outcome_=no):
+        rows = np.flatnonzero(np.asarray(mask) & (at <= as_of_ns))
+        if len(rows):
+            parts.append({
+                "row": rows.astype(np.int32), "at": at[rows], "action": np.full(len(rows), action, np.int8),
+                "tier_after": tier_after[rows].astype(np.int8), "note": note[rows].astype(np.int8),
+                "reached": (np.full(len(rows), -1, np.int8) if reached_ is None else reached_[rows].astype(np.int8)),
+                "escalated_to": escalated[rows].astype(np.int8), "outcome": outcome_[rows].astype(np.int8),
+            })
 
-    everyone = np.ones(m, dtype=bool)
-    add(everyone, t_ack, "acknowledge")
-    add(everyone, t_call, "call_back", reached=reached,
-        note=np.where(reached, "Spoke to patient; plan agreed.", "No answer; voicemail left."))
-    add(~reached, t_call2, "call_back", reached=np.ones(m, dtype=bool), note="Reached on second attempt.")
-    add(escalate, t_esc, "escalate", escalated_to=esc_to, note="Handed over by phone.")
-    add(override, t_override, "override", tier_after=override_to,
-        note=np.where(raise_it, "Clinical concern on call: patient sounds more unwell than reported.",
-                      "Known, stable, imaged last week; plan in place."))
-    add(~forgotten, t_res, "resolve", outcome=outcome, note="Closed after call-back.")
-    ev = pd.concat(frames, ignore_index=True)
-    for col in ["note", "reached", "escalated_to", "outcome"]:
-        if col not in ev:
-            ev[col] = None
-    ev["acted_at"] = pd.to_datetime(ev["acted_at"]).dt.floor("s")
-    ev = ev.sort_values(["acted_at", "report_id"], kind="stable").reset_index(drop=True)
-    ev.insert(0, "event_id", np.arange(1, len(ev) + 1, dtype=np.int64))
-    return ev[EVENT_COLUMNS]
+    every = np.ones(m, dtype=bool)
+    add(every, t_ack, 0)
+    add(every, t_call, 1, note=np.where(reached, 0, 1).astype(np.int32), reached_=reached)
+    add(~reached, t_call2, 1, note=np.full(m, 2, np.int32), reached_=every)
+    add(escalate, t_esc, 2, note=np.full(m, 3, np.int32), escalated=esc_to)
+    add(override, t_override, 3, tier_after=override_to, note=np.where(raise_it, 4, 5).astype(np.int32))
+    add(~forgotten, t_res, 4, note=np.full(m, 6, np.int32), outcome_=outcome)
+    del t_ack, t_call, t_call2, t_esc, t_override, t_res, every, no, esc_to, override_to, outcome
+    if not parts:
+        return pa.Table.from_pandas(_empty_events(), preserve_index=False)
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    parts.clear()
+    cols["at"] -= cols["at"] % _NS_PER_SECOND  # whole seconds
+    # Number the events in (time, report id) order; the sort is stable, so ties keep the order above.
+    rank = np.empty(m, dtype=np.int64)
+    rank[pc.sort_indices(report_id).to_numpy()] = np.arange(m)
+    order = np.lexsort((rank[cols["row"]], cols["at"]))
+    del rank
+    cols = {k: v[order] for k, v in cols.items()}
+    del order
+    rows = cols.pop("row")
+    n = len(rows)
+
+    def coded(codes: np.ndarray, labels, kind: pa.DataType | None = None) -> pa.DictionaryArray:
+        codes = np.asarray(codes)
+        return pa.DictionaryArray.from_arrays(pa.array(codes, type=kind or pa.int8(), mask=codes < 0),
+                                              pa.array(list(labels), pa.string()))
+
+    actors = actor[rows]
+    reached_code = cols.pop("reached")
+    return pa.table({
+        "event_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        "report_id": pa.DictionaryArray.from_arrays(pa.array(rows, pa.int32()), report_id),
+        "acted_at": pa.array(cols.pop("at") // 1000, pa.timestamp("us")),
+        "actor": coded(actors, staff_ids, pa.int32()),
+        "actor_name": coded(actors, [names[s] for s in staff_ids], pa.int32()),
+        "role": coded(np.zeros(n, np.int8), ["nurse"]),
+        "action": coded(cols.pop("action"), _ACTIONS),
+        "tier_before": coded(tier[rows], TIER_NAMES),
+        "tier_after": coded(cols.pop("tier_after"), TIER_NAMES),
+        "rules_version": coded(np.zeros(n, np.int8), [rules_version]),
+        "note": coded(cols.pop("note"), _NOTES),
+        "reached": pa.array(reached_code == 1, pa.bool_(), mask=reached_code < 0),
+        "escalated_to": coded(cols.pop("escalated_to"), _ESCALATIONS),
+        "outcome": coded(cols.pop("outcome"), _OUTCOMES),
+    })
 
 
-EVENT_COLUMNS = ["event_id", "report_id", "acted_at", "actor", "actor_name", "role", "action", "tier_before",
-                 "tier_after", "rules_version", "note", "reached", "escalated_to", "outcome"]
+def _arrow_strings(values) -> pa.Array:
+    """A column of text as one Arrow string array (zero-copy from Arrow-backed pandas columns)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    elif not isinstance(values, pa.Array):
+        values = pa.array(values, from_pandas=True)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+    return values.cast(pa.string()) if values.type != pa.string() else values
 
 
 def _empty_events() -> pd.DataFrame:

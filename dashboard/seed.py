@@ -7,18 +7,27 @@ and the ``open_reports`` index is built from the events.
 
 from __future__ import annotations
 
+import ctypes
+import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
+from dashboard.config import get_settings
 from dashboard.db import Database, DatabaseError, run
 from dashboard.retriage import retriage
 from dashboard.rules import RuleSet
-from dashboard.sample import SampleData, generate, generate_events
+from dashboard.sample import SampleData, event_table, generate
 
+# DuckDB's memory limit while seeding: with the sample's frames in memory beside it, the whole
+# process stays under 2 GB at a million reports (the app's limit, duckdb_memory_limit, is for queries).
+SEED_MEMORY_LIMIT = "1GB"
 LOAD_ORDER = ("panels", "staff", "patients", "regimens", "administrations", "reports")
 # Columns moved forward with the sample when it is loaded at a later date.
 TIME_COLUMNS = {
@@ -60,7 +69,7 @@ def _require_empty(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def _finish(con: duckdb.DuckDBPyConnection, meta: dict[str, str]) -> None:
     run(con, 
         """
-        INSERT INTO open_reports
+        INSERT INTO open_reports (report_id, patient_id, panel_id, reported_at)
         SELECT r.report_id, r.patient_id, p.panel_id, r.reported_at
         FROM reports r JOIN patients p ON p.patient_id = r.patient_id
         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = r.report_id AND e.action = 'resolve')
@@ -87,7 +96,13 @@ def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int, int]:
 
 
 def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datetime, seed: int) -> SeedStats:
-    """Load a generated sample, triage it and generate its care-team events."""
+    """Load a generated sample, triage it and generate its care-team events.
+
+    Sized for a million reports in well under 2 GB: frames go in through Arrow, DuckDB works under
+    a lower memory limit than the app's (SEED_MEMORY_LIMIT), the events are built as compact Arrow
+    columns rather than a frame of Python strings, and memory freed between the steps is handed
+    back to the system so that the steps' peaks do not stack.
+    """
     started = time.perf_counter()
     db.migrate()
 
@@ -95,26 +110,103 @@ def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datet
         _require_empty(con, db.path)
         for table in LOAD_ORDER:
             frame = getattr(data, table)
-            con.register("bl_src", frame)
+            src = pa.Table.from_pandas(frame, preserve_index=False)
+            con.register("bl_src", src)
             cols = ", ".join(f'"{c}"' for c in frame.columns)
             run(con, f"INSERT INTO {table} ({cols}) SELECT {cols} FROM bl_src")
             con.unregister("bl_src")
+            del src
+        _release_memory()
         stats = retriage(con, rules, now=now, record_changes=False)
-        tri = con.execute("SELECT report_id, tier, causes FROM triage_results").df()
-        events = generate_events(
-            reports=data.reports, triage=tri, patients=data.patients, staff=data.staff,
-            rules_version=rules.version, as_of=now, seed=seed,
-        )
+        _release_memory()
+        events = _events(con, rules, data, now=now, seed=seed)
         con.register("bl_src", events)
-        run(con, "INSERT INTO events SELECT * FROM bl_src")
+        cols = ", ".join(f'"{c}"' for c in events.column_names)
+        run(con, f"INSERT INTO events ({cols}) SELECT {cols} FROM bl_src")
         con.unregister("bl_src")
+        del events
+        _release_memory()
         _finish(con, {**data.meta, "generated": "true"})
         return stats.seconds
 
-    triage_seconds = db.transaction(work, attempts=1)
+    _release_memory()
+    with _memory_limit(db, SEED_MEMORY_LIMIT):  # the commit, which writes it all out, included
+        triage_seconds = db.transaction(work, attempts=1)
     with db.connect() as con:
         counts = _counts(con)
     return SeedStats(*counts, seconds=time.perf_counter() - started, triage_seconds=triage_seconds)
+
+
+def _events(con: duckdb.DuckDBPyConnection, rules: RuleSet, data: SampleData, *, now: datetime, seed: int) -> pa.Table:
+    """The care-team events of the triaged sample (as ``generate_events`` makes them, as Arrow columns)."""
+    reports = data.reports
+    ids = pa.Table.from_pandas(reports[["report_id"]], preserve_index=False).column(0).combine_chunks()
+    con.register("bl_ids", pa.table({"report_id": ids, "row": pa.array(np.arange(len(ids), dtype=np.int64))}))
+    # Only what the events depend on, in the sample's report order (as an inner merge would give).
+    tri = con.sql(
+        "SELECT i.row, t.tier, t.causes[1] AS first_cause FROM bl_ids i JOIN triage_results t USING (report_id)"
+        " ORDER BY i.row"
+    ).to_arrow_table()
+    con.unregister("bl_ids")
+    rows = tri.column("row").to_numpy()
+    patient_ids = pa.Table.from_pandas(reports[["patient_id"]], preserve_index=False).column(0)
+    return event_table(
+        report_id=ids.take(rows), patient_id=patient_ids.take(rows), reported_at=reports["reported_at"].to_numpy()[rows],
+        tier=tri.column("tier"), first_cause=tri.column("first_cause"), patients=data.patients,
+        staff=data.staff, rules_version=rules.version, as_of=now, seed=seed,
+    )
+
+
+@contextmanager
+def _memory_limit(db: Database, limit: str):
+    """Lower DuckDB's memory limit for this database to ``limit`` (never raise it) while inside.
+
+    The limit belongs to the database instance, which every connection of this process to the
+    file shares while one is open: a connection is held open meanwhile, and the limit restored.
+    """
+    configured, wanted = _bytes(get_settings().duckdb_memory_limit), _bytes(limit)
+    if configured is None or wanted is None or configured <= wanted:
+        yield
+        return
+    with db.connect() as con:
+        before = run(con, "SELECT current_setting('memory_limit')")[0][0]
+        run(con, f"SET memory_limit = '{limit}'")
+        try:
+            yield
+        finally:
+            run(con, f"SET memory_limit = '{before}'")
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _bytes(text: str) -> int | None:
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _release_memory() -> None:
+    """Hand memory that pandas, numpy and Arrow have freed back to the system.
+
+    glibc keeps freed blocks of a long-lived heap, and Arrow's allocator keeps its own, so without
+    this a process's resident size only ever grows: each step's peak would sit on top of the last.
+    """
+    pa.default_memory_pool().release_unused()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _libc_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _libc_malloc_trim()
 
 
 def seed_from_files(db: Database, rules: RuleSet, folder: Path, *, now: datetime) -> SeedStats:

@@ -18,7 +18,6 @@ and yields one row per case: tier, rule ids, suspected causes, the doses that ex
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -385,15 +384,3 @@ def outcome_from_row(rules: RuleSet, row: dict[str, Any]) -> Outcome:
 
 def triage_one(rules: RuleSet, case: TriageCase) -> Outcome:
     return triage_cases(rules, [case])[0]
-
-
-def describe_link(rules: RuleSet, link: dict[str, Any]) -> str:
-    """"inside the pegfilgrastim bone-pain window (day 2 of 0-7)"."""
-    end = "onwards" if link.get("end_day") is None else str(link["end_day"])
-    label = rules.cause_label(link["cause"])
-    given = link["given_at"]
-    when = given.strftime("%d %b %Y") if isinstance(given, datetime) else str(given)
-    return (
-        f"inside the {link['drug']} window for {label.lower()} "
-        f"(day {link['day']} of {link['start_day']}-{end}; dose {when})"
-    )

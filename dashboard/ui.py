@@ -20,7 +20,7 @@ import yaml
 
 from dashboard import metrics, queue, timeline
 from dashboard.access import PAGES, Page, Role, User, parse_role
-from dashboard.config import Settings, get_settings
+from dashboard.config import Settings, get_settings, local_now
 from dashboard.db import Database, DatabaseError, default_database
 from dashboard.labels import TIER_COLOURS, TIER_SYMBOLS
 from dashboard.rules import RuleSet, RulesError, load_rules
@@ -75,10 +75,6 @@ def database() -> Database:
     return _database(str(default_database().path))
 
 
-def local_now() -> datetime:
-    return datetime.now(get_settings().tz).replace(tzinfo=None, microsecond=0)
-
-
 # --------------------------------------------------------------------------- identity
 
 
@@ -106,6 +102,16 @@ def _role_map() -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def role_and_source(claims: dict[str, Any], settings: Settings) -> tuple[Role | None, str | None]:
+    """The role from the token claim (a string or a list), else from the role map; and where it came from."""
+    role = parse_role(claims.get(settings.role_claim))
+    if role is not None:
+        return role, f"token claim `{settings.role_claim}`"
+    email = str(claims.get("email") or claims.get("sub") or "").lower()
+    role = parse_role(_role_map().get(email))
+    return (role, "role map") if role is not None else (None, None)
+
+
 def _staff(db: Database) -> pd.DataFrame:
     return cached_staff(str(db.path))
 
@@ -122,13 +128,14 @@ def identify(db: Database, settings: Settings) -> User | None:
         if not claims:
             return None
         email = str(claims.get("email") or claims.get("sub") or "").lower()
-        role = parse_role(claims.get(settings.role_claim)) or parse_role(_role_map().get(email))
+        name = str(claims.get("name") or email)
+        role, source = role_and_source(claims, settings)
         if role is None:
-            return User(actor=email or "unknown", name=str(claims.get("name") or email), role=None)  # type: ignore[arg-type]
+            return User(actor=email or "unknown", name=name, role=None)
         staff = _staff(db)
         mine = staff[staff["email"].str.lower() == email]
         panels = tuple(mine["panel_id"].dropna()) if not mine.empty else ()
-        return User(actor=email, name=str(claims.get("name") or email), role=role, panels=panels)
+        return User(actor=email, name=name, role=role, panels=panels, role_source=source)
     # Demo mode: a role switcher over the sample's staff.
     staff = _staff(db)
     actor = st.session_state.get("demo_actor")
@@ -212,9 +219,12 @@ def guard(page: Page) -> Context:
     if not user.may_see(page):
         st.error(f"This page is not available to the {user.role.value} role.")
         st.stop()
-    st.sidebar.caption(f"Signed in as **{user.name}** ({user.role.value})")
-    if not demo and st.sidebar.button("Sign out"):
-        st.logout()
+    if demo:
+        st.sidebar.caption(f"Signed in as **{user.name}** ({user.role.value})")
+    else:
+        st.sidebar.caption(f"Signed in as **{user.name}** ({user.role.value}) · role from the {user.role_source}")
+        if st.sidebar.button("Sign out"):
+            st.logout()
     st.sidebar.caption(f"Rules {rules.version}")
     return Context(user=user, rules=rules, db=db, settings=settings, now=local_now())
 

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import duckdb
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dashboard.access import Action, Forbidden, User, require
@@ -85,9 +84,9 @@ CURRENT_TIER_SQL = """
     SELECT t.report_id, coalesce(o.tier_after, t.tier) AS tier, t.rules_version
     FROM triage_results t
     LEFT JOIN (SELECT report_id, arg_max(tier_after, event_id) AS tier_after FROM events
-               WHERE action = 'override' AND report_id IN (SELECT report_id FROM bl_ids) GROUP BY report_id) o
+               WHERE action = 'override' AND report_id IN (SELECT unnest($ids)) GROUP BY report_id) o
       ON o.report_id = t.report_id
-    WHERE t.report_id IN (SELECT report_id FROM bl_ids)
+    WHERE t.report_id IN (SELECT unnest($ids))
 """
 
 
@@ -98,44 +97,45 @@ def act(db: Database, user: User, now: datetime, **fields) -> ActionResult:
     ids = list(dict.fromkeys(request.report_ids))
 
     def work(con: duckdb.DuckDBPyConnection) -> ActionResult:
-        con.register("bl_ids", pa.table({"report_id": pa.array(ids, pa.string())}))
-        try:
-            known = {r[0] for r in con.execute(
-                "SELECT report_id FROM reports WHERE report_id IN (SELECT report_id FROM bl_ids)").fetchall()}
-            missing = [i for i in ids if i not in known]
-            if missing:
-                raise InputError([("report_ids", f"unknown report {missing[0]!r}")])
-            prior = con.execute(
-                f"""
-                SELECT report_id, arg_min(coalesce(actor_name, actor), event_id), min(acted_at),
-                       arg_min(action, event_id),
-                       bool_or(action = 'resolve'),
-                       arg_max(coalesce(actor_name, actor), event_id) FILTER (WHERE action = 'resolve'),
-                       max(acted_at) FILTER (WHERE action = 'resolve')
-                FROM events
-                WHERE report_id IN (SELECT report_id FROM bl_ids) AND action IN {RESPONSE_ACTIONS}
-                GROUP BY report_id
+        p = {"ids": ids}
+        known = {r[0] for r in con.execute(
+            "SELECT report_id FROM reports WHERE report_id IN (SELECT unnest($ids))", p).fetchall()}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise InputError([("report_ids", f"unknown report {missing[0]!r}")])
+        # Take the reports' rows first: a concurrent action on the same report now conflicts and
+        # is retried after this one commits, so it sees this one.
+        run(con, "UPDATE open_reports SET actions = actions + 1 WHERE report_id IN (SELECT unnest($ids))", p)
+        prior = con.execute(
+            f"""
+            SELECT report_id, arg_min(coalesce(actor_name, actor), event_id), min(acted_at),
+                   arg_min(action, event_id),
+                   bool_or(action = 'resolve'),
+                   arg_max(coalesce(actor_name, actor), event_id) FILTER (WHERE action = 'resolve'),
+                   max(acted_at) FILTER (WHERE action = 'resolve')
+            FROM events
+            WHERE report_id IN (SELECT unnest($ids)) AND action IN {RESPONSE_ACTIONS}
+            GROUP BY report_id
+            """,
+            p,
+        ).fetchall()
+        tiers = {r[0]: (r[1], r[2]) for r in con.execute(CURRENT_TIER_SQL, p).fetchall()}
+        event_ids = []
+        for rid in ids:
+            tier_before, version = tiers.get(rid, (None, None))
+            tier_after = request.tier_after if request.action == "override" else tier_before
+            event_ids.append(run(
+                con,
                 """
-            ).fetchall()
-            tiers = {r[0]: (r[1], r[2]) for r in con.execute(CURRENT_TIER_SQL).fetchall()}
-            event_ids = []
-            for rid in ids:
-                tier_before, version = tiers.get(rid, (None, None))
-                tier_after = request.tier_after if request.action == "override" else tier_before
-                event_ids.append(run(
-                    con,
-                    """
-                    INSERT INTO events (report_id, acted_at, actor, actor_name, role, action, tier_before,
-                                        tier_after, rules_version, note, reached, escalated_to, outcome)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id
-                    """,
-                    [rid, now, user.actor, user.name, user.role.value, request.action, tier_before, tier_after,
-                     version, request.note, request.reached, request.escalated_to, request.outcome],
-                )[0][0])
-            if request.action == "resolve":
-                run(con, "DELETE FROM open_reports WHERE report_id IN (SELECT report_id FROM bl_ids)")
-        finally:
-            con.unregister("bl_ids")
+                INSERT INTO events (report_id, acted_at, actor, actor_name, role, action, tier_before,
+                                    tier_after, rules_version, note, reached, escalated_to, outcome)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id
+                """,
+                [rid, now, user.actor, user.name, user.role.value, request.action, tier_before, tier_after,
+                 version, request.note, request.reached, request.escalated_to, request.outcome],
+            )[0][0])
+        if request.action == "resolve":
+            run(con, "DELETE FROM open_reports WHERE report_id IN (SELECT unnest($ids))", p)
         return ActionResult(
             event_ids=event_ids,
             already=[PriorResponse(r[0], r[1], r[2], r[3]) for r in prior],
@@ -189,7 +189,7 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
             f" VALUES (?, ?, ?, 'phone', ?, ?, {', '.join('?' for _ in cols)})",
             [report_id, new.patient_id, now, user.actor, new.note, *values],
         )
-        run(con, "INSERT INTO open_reports VALUES (?, ?, ?, ?)",
+        run(con, "INSERT INTO open_reports (report_id, patient_id, panel_id, reported_at) VALUES (?, ?, ?, ?)",
             [report_id, new.patient_id, panel[0][0], new.report.reported_at])
         retriage(con, rules, now=now, report_ids=[report_id], record_changes=False)
         tier, rule_ids, causes = con.execute(

@@ -86,3 +86,11 @@ def fresh_db(tmp_path, rules):
     data = generate_sample(patients=60, reports=600, seed=3, now=SEED_NOW)
     seed_generated(db, rules, data, now=SEED_NOW, seed=3)
     return db
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Playwright drives the system Chromium (installed by `make test`), never a downloaded one."""
+    from tests.browser import CHROMIUM, LAUNCH_ARGS
+
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_ARGS}

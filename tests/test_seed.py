@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
-import pytest
 
 from dashboard.db import Database
 from dashboard.models import TriageCase, ReportIn
