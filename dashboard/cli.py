@@ -10,15 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from dashboard.config import get_settings
+from dashboard.config import get_settings, local_now
 
 EXIT_BAD_INPUT = 2
 EXIT_RULES = 3
 EXIT_DATABASE = 4
-
-
-def _now() -> datetime:
-    return datetime.now(get_settings().tz).replace(tzinfo=None, microsecond=0)
 
 
 def _load_rules(path: str | None):
@@ -92,7 +88,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
             return EXIT_DATABASE
         for suffix in ("", ".wal"):
             Path(str(db.path) + suffix).unlink(missing_ok=True)
-    now = datetime.fromisoformat(args.as_of) if args.as_of else _now()
+    now = datetime.fromisoformat(args.as_of) if args.as_of else local_now()
     generated = args.patients is not None or args.reports is not None or args.seed is not None
     if generated:
         data = generate_sample(
@@ -119,7 +115,7 @@ def cmd_retriage(args: argparse.Namespace) -> int:
     rules = _load_rules(args.rules)
     db = _database(args.db)
     db.check_schema()
-    now = _now()
+    now = local_now()
     stats = db.transaction(lambda con: retriage(con, rules, now=now))
     print(
         f"re-triaged {stats.reports:,} reports in {stats.seconds:.2f} s "
@@ -127,6 +123,14 @@ def cmd_retriage(args: argparse.Namespace) -> int:
         f"{stats.changed_open:,} open reports changed tier"
     )
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Seed a database of the given size in a temporary folder and measure seed, retriage and pages."""
+    from dashboard import bench
+
+    _load_rules(args.rules)  # fail early, as the other commands do
+    return bench.run_from_args(args)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -189,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("retriage", help="re-triage every report with the current rules")
     r.add_argument("--db", help="database file")
     r.set_defaults(func=cmd_retriage)
+
+    b = sub.add_parser("bench", help="seed a database of a given size and measure seed, retriage and pages")
+    from dashboard.bench import add_arguments
+
+    add_arguments(b)
+    b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("migrate", help="apply pending schema migrations")
     m.add_argument("--db", help="database file")
