@@ -63,13 +63,13 @@ def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datet
         ), row=1, col=1)
     # Windows as bands on each drug's row (categorical axis positions are 0..n-1).
     position = {d: i for i, d in enumerate(drugs)}
-    for w in tl.windows.itertuples(index=False):
-        if w.drug not in position:
-            continue
-        y = position[w.drug]
-        fig.add_shape(type="rect", x0=w.start, x1=w.end, y0=y - 0.38, y1=y + 0.38, xref="x2", yref="y2",
-                      fillcolor=WINDOW_FILL if w.explains_back_pain else LONG_WINDOW_FILL, line=dict(width=0),
-                      layer="below")
+    bands = [
+        dict(type="rect", x0=w.start, x1=w.end, y0=position[w.drug] - 0.38, y1=position[w.drug] + 0.38, xref="x2",
+             yref="y2", fillcolor=WINDOW_FILL if w.explains_back_pain else LONG_WINDOW_FILL, line=dict(width=0),
+             layer="below")
+        for w in tl.windows.itertuples(index=False) if w.drug in position
+    ]
+    fig.update_layout(shapes=bands)  # one call: adding shapes one by one costs 3 ms each
     # Invisible hover points for the windows (shapes have no hover).
     if not tl.windows.empty:
         wins = tl.windows[tl.windows["drug"].isin(position)]

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # How long a write keeps retrying after losing a conflict with another write.
     write_retry_seconds: float = 30.0
     duckdb_threads: int = 2
-    duckdb_memory_limit: str = "2GB"
+    duckdb_memory_limit: str = "1536MB"
     # Seconds between refreshes of the triage queue.
     queue_refresh_seconds: int = 15
     # With an identity provider: the token claim that carries the Backline role, and an optional

@@ -216,12 +216,17 @@ class Database:
         except OSError as exc:  # e.g. a folder on the way that may not be entered
             raise DatabaseError(_plain(exc, self.path)) from None
 
-    def check_schema(self) -> None:
-        """Refuse a database that is not at this code's schema version."""
+    def check_schema(self) -> tuple:
+        """Refuse a database that is not at this code's schema version; return the data version.
+
+        The data version is a cheap fingerprint that changes whenever a report, an event or a
+        triage is written (cached reads are keyed on it), read in the same connection.
+        """
         if not self.exists():
             raise DatabaseError(f"the database file {self.path} does not exist; create it with `backline seed`")
         with self.connect() as con:
             current = self.schema_version(con)
+            version = data_version(con) if current == latest_version() else ()
         latest = latest_version()
         if current > latest:
             raise DatabaseError(
@@ -231,6 +236,7 @@ class Database:
             raise DatabaseError(
                 f"{self.path} has schema version {current}; run `backline migrate` to bring it to {latest}"
             )
+        return version
 
     def meta(self) -> dict[str, str]:
         return dict(self.rows("SELECT key, value FROM meta"))
@@ -243,6 +249,12 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, 
     connection free for the next statement (registering a frame, say).
     """
     return con.execute(sql, params or []).fetchall()
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
+    return tuple(con.execute(
+        "SELECT (SELECT max(event_id) FROM events), (SELECT count(*) FROM reports),"
+        " (SELECT max(triaged_at) FROM triage_results), (SELECT count(*) FROM open_reports)").fetchall()[0])
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

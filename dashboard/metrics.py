@@ -127,15 +127,11 @@ def response_times(db: Database, rules: RuleSet, panels: list[str], start: date,
     return ResponseTimes(by_tier, hours, weekly, volumes, nurses, distribution, int(repeats), int(total))
 
 
-def overdue_now(db: Database, rules: RuleSet, panels: list[str], now: datetime) -> pd.DataFrame:
-    """Open reports past their response target and still unanswered, oldest first."""
-    from dashboard.queue import build_queue, open_reports
-
-    q = build_queue(open_reports(db, panels), rules, now).reports
-    if q.empty:
-        return q
-    late = q[q["overdue"]].sort_values("reported_at")
-    return late[["report_id", "panel_id", "patient_name", "mrn", "tier", "reported_at", "clock", "status"]]
+def overdue(q) -> pd.DataFrame:
+    """Open reports past their response target and still unanswered, oldest first (from a built queue)."""
+    late = q.reports[q.reports["overdue"]] if not q.reports.empty else q.reports
+    cols = ["report_id", "panel_id", "patient_name", "mrn", "tier", "reported_at", "clock", "status"]
+    return late.sort_values("reported_at")[cols] if not late.empty else pd.DataFrame(columns=cols)
 
 
 def audit_trail(db: Database, panels: list[str], start: date, end: date) -> pd.DataFrame:

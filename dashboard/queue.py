@@ -16,6 +16,7 @@ import pandas as pd
 from dashboard.db import Database
 from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, OUTCOME_LABELS, duration, red_flags
 from dashboard.models import REPORT_FLAGS
+from dashboard.retriage import explanations
 from dashboard.rules import RuleSet
 from dashboard.workflow import RESPONSE_ACTIONS
 
@@ -152,7 +153,7 @@ def group_members(queue: Queue, report_id: str) -> list[str]:
 REPORT_SQL = """
 SELECT r.*, p.name AS patient_name, p.mrn, p.date_of_birth, p.sex, p.cancer_type, p.bone_metastases,
        p.osteoporosis, p.long_term_steroids, p.panel_id, pn.name AS panel_name,
-       t.tier AS triage_tier, t.rule_ids, t.causes, t.links, t.evidence, t.unrecognised_drugs,
+       t.tier AS triage_tier, t.rule_ids, t.causes, t.unrecognised_drugs,
        t.respond_within_minutes, t.respond_by, t.rules_version, t.triaged_at,
        g.imaging, g.referral, g.advice,
        (SELECT arg_max(tier_after, event_id) FROM events e
@@ -172,14 +173,18 @@ FROM events WHERE report_id = ? ORDER BY event_id
 """
 
 
-def report_detail(db: Database, report_id: str) -> dict[str, Any] | None:
-    """Everything the detail view shows about one report, or None if there is no such report."""
+def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any] | None:
+    """Everything the detail view shows about one report, or None if there is no such report.
+
+    Which dose explains the pain and which dose each fact rests on come from the engine, now.
+    """
     with db.connect() as con:
         rows = con.execute(REPORT_SQL, [report_id]).df()
         if rows.empty:
             return None
         events = con.execute(EVENTS_SQL, [report_id]).df()
-    detail = rows.iloc[0].to_dict()
+        explained = explanations(con, rules, [report_id]).get(report_id, {"links": [], "evidence": []})
+    detail = {**rows.iloc[0].to_dict(), **explained}
     for key in ("rule_ids", "causes", "links", "evidence", "unrecognised_drugs", "imaging", "referral", "advice"):
         value = detail.get(key)
         detail[key] = [] if value is None else [dict(v) if isinstance(v, dict) else v for v in value]

@@ -45,25 +45,55 @@ def _db_sources(filtered: bool) -> tuple[str, str]:
     return cases, doses
 
 
-_GUIDANCE_DDL = """
-CREATE OR REPLACE TEMP TABLE bl_guidance (
-    guidance_key VARCHAR, tier VARCHAR, causes VARCHAR[], unrecognised_drugs VARCHAR[], imaging VARCHAR[],
-    referral VARCHAR[], advice VARCHAR[], minutes INTEGER)
-"""
+# The guidance key of a result, in SQL; guidance_key() below is the same in Python. The separators
+# are control characters, which no validated name can contain.
+KEY_SQL = ("left(md5(concat_ws(chr(31), $version, tier, array_to_string(causes, chr(30)), "
+           "array_to_string(unrecognised_drugs, chr(30)))), 16)")
+RESULT_COLUMNS = ("report_id, tier, rule_ids, causes, unrecognised_drugs, guidance_key, respond_within_minutes, "
+                  "respond_by, rules_version, triaged_at")
 
 
 def guidance_key(rules_version: str, tier: str, causes: list[str], unrecognised: list[str]) -> str:
-    text = "\x1f".join([rules_version, tier, ",".join(causes), ",".join(unrecognised)])
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    text = "\x1f".join([rules_version, tier, "\x1e".join(causes), "\x1e".join(unrecognised)])
+    return hashlib.md5(text.encode()).hexdigest()[:16]  # noqa: S324 - a key, not a secret
 
 
-def _guidance_rows(rules: RuleSet, combos: list[tuple]) -> list[list]:
-    rows = []
-    for tier, causes, unknown in combos:
+def _add_guidance(con: duckdb.DuckDBPyConnection, rules: RuleSet, results: str) -> None:
+    """Store the guidance of every (tier, causes, unrecognised drugs) in ``results`` not stored yet."""
+    missing = con.execute(
+        f"SELECT guidance_key, any_value(tier), any_value(causes), any_value(unrecognised_drugs) FROM {results}"
+        " WHERE guidance_key NOT IN (SELECT guidance_key FROM guidance_sets) GROUP BY guidance_key"
+    ).fetchall()
+    if not missing:
+        return
+    cols: dict[str, list] = {k: [] for k in ("keys", "tiers", "causes", "unknown", "imaging", "referral", "advice")}
+    for key, tier, causes, unknown in missing:
         g = guidance_for(rules, tier, tuple(causes), tuple(unknown))
-        rows.append([guidance_key(rules.version, tier, causes, unknown), tier, causes, unknown, g.imaging,
-                     g.referral, g.advice, rules.respond_within_minutes(tier)])
-    return rows
+        for name, value in zip(cols, (key, tier, list(causes), list(unknown), g.imaging, g.referral, g.advice),
+                               strict=True):
+            cols[name].append(value)
+    run(con, "INSERT INTO guidance_sets SELECT unnest($keys), $version, unnest($tiers), unnest($causes::VARCHAR[][]),"
+             " unnest($unknown::VARCHAR[][]), unnest($imaging::VARCHAR[][]), unnest($referral::VARCHAR[][]),"
+             " unnest($advice::VARCHAR[][])", {**cols, "version": rules.version})
+
+
+def _record_changes(con: duckdb.DuckDBPyConnection, new: str, rules: RuleSet, now: datetime) -> int:
+    """Append a 'retriaged' event for every open report whose tier the new results change."""
+    return run(
+        con,
+        f"""
+        INSERT INTO events (report_id, acted_at, actor, actor_name, role, action, tier_before, tier_after,
+                            rules_version, note)
+        SELECT n.report_id, $now, 'system', 'Backline', 'system', 'retriaged', o.tier, n.tier, $version,
+               'Tier changed when the rules were re-applied (rules ' || o.rules_version || ' -> ' || $version || ')'
+        FROM open_reports q
+        JOIN {new} n ON n.report_id = q.report_id
+        JOIN triage_results o ON o.report_id = q.report_id
+        WHERE o.tier <> n.tier
+        ORDER BY n.report_id
+        """,
+        {"now": now, "version": rules.version},
+    )[0][0]
 
 
 @dataclass(frozen=True)
@@ -94,57 +124,52 @@ def retriage(
     started = time.perf_counter()
     filtered = report_ids is not None
     # Parameters, not registered frames: registration is not safe while other threads connect.
-    ids = {"ids": list(report_ids)} if filtered else None
-    cases, doses = _db_sources(filtered)
-    run(con, f"CREATE OR REPLACE TEMP TABLE bl_new AS {triage_sql(rules, cases, doses)}", ids)
-    combos = con.execute("SELECT DISTINCT tier, causes, unrecognised_drugs FROM bl_new").fetchall()
-    run(con, _GUIDANCE_DDL)
-    con.executemany("INSERT INTO bl_guidance VALUES (?, ?, ?, ?, ?, ?, ?, ?)", _guidance_rows(rules, combos))
-    run(
-        con,
-        """
-        INSERT INTO guidance_sets
-        SELECT guidance_key, ?, tier, causes, unrecognised_drugs, imaging, referral, advice FROM bl_guidance
-        WHERE guidance_key NOT IN (SELECT guidance_key FROM guidance_sets)
-        """,
-        [rules.version],
-    )
-    changed = 0
-    if record_changes:
-        changed = run(
-            con,
-            """
-            INSERT INTO events (report_id, acted_at, actor, actor_name, role, action, tier_before, tier_after,
-                                rules_version, note)
-            SELECT n.report_id, ?, 'system', 'Backline', 'system', 'retriaged', o.tier, n.tier, ?,
-                   'Tier changed when the rules were re-applied (rules ' || o.rules_version || ' -> ' || ? || ')'
-            FROM bl_new n
-            JOIN triage_results o ON o.report_id = n.report_id
-            JOIN open_reports q ON q.report_id = n.report_id
-            WHERE o.tier <> n.tier
-            ORDER BY n.report_id
-            """,
-            [now, rules.version, rules.version],
-        )[0][0]
-    select = """
-        SELECT n.report_id, n.tier, n.rule_ids, n.causes, n.links, n.evidence, n.unrecognised_drugs,
-               g.guidance_key, g.minutes, n.reported_at + to_minutes(g.minutes), ?, ?
-        FROM bl_new n
-        JOIN bl_guidance g
-          ON g.tier = n.tier AND g.causes = n.causes AND g.unrecognised_drugs = n.unrecognised_drugs
-    """
+    params: dict = {"version": rules.version, "now": now}
     if filtered:
-        run(con, "DELETE FROM triage_results WHERE report_id IN (SELECT unnest($ids::VARCHAR[]))", ids)
-        inserted = run(con, f"INSERT INTO triage_results {select}", [rules.version, now])[0][0]
+        params["ids"] = list(report_ids)
+    cases, doses = _db_sources(filtered)
+    minutes = "CASE tier " + " ".join(
+        f"WHEN '{t}' THEN {int(rules.respond_within_minutes(t))}" for t in rules.tier_ids) + " END"
+    select = (
+        f"SELECT report_id, tier, rule_ids, causes, unrecognised_drugs, {KEY_SQL} AS guidance_key,"
+        f" {minutes} AS respond_within_minutes, reported_at + to_minutes({minutes}) AS respond_by,"
+        f" $version::VARCHAR AS rules_version, $now::TIMESTAMP AS triaged_at"
+        f" FROM ({triage_sql(rules, cases, doses, details=False)})"
+    )
+    if filtered:
+        run(con, f"CREATE OR REPLACE TEMP TABLE bl_new AS {select}", params)
+        _add_guidance(con, rules, "bl_new")
+        changed = _record_changes(con, "bl_new", rules, now) if record_changes else 0
+        run(con, "DELETE FROM triage_results WHERE report_id IN (SELECT unnest($ids::VARCHAR[]))", {"ids": params["ids"]})
+        inserted = run(con, f"INSERT INTO triage_results ({RESULT_COLUMNS}) SELECT {RESULT_COLUMNS} FROM bl_new")[0][0]
+        run(con, "DROP TABLE bl_new")
     else:
         # Replacing every row: build the table anew and swap it in (deleting a million keys from
         # the primary-key index costs ten times more than building a fresh one).
+        # The key is added after the rows (a third faster than filling a keyed table); adding it checks it.
         ddl = run(con, "SELECT sql FROM duckdb_tables() WHERE table_name = 'triage_results' AND NOT temporary")[0][0]
+        keyless = ddl.replace("CREATE TABLE triage_results", "CREATE TABLE triage_results_next", 1)
+        keyless = keyless.replace(", PRIMARY KEY(report_id)", "").replace("report_id VARCHAR PRIMARY KEY", "report_id VARCHAR")
         run(con, "DROP TABLE IF EXISTS triage_results_next")
-        run(con, ddl.replace("CREATE TABLE triage_results", "CREATE TABLE triage_results_next", 1))
-        inserted = run(con, f"INSERT INTO triage_results_next {select}", [rules.version, now])[0][0]
+        run(con, keyless)
+        inserted = run(con, f"INSERT INTO triage_results_next ({RESULT_COLUMNS}) {select}", params)[0][0]
+        if keyless != ddl.replace("CREATE TABLE triage_results", "CREATE TABLE triage_results_next", 1):
+            run(con, "ALTER TABLE triage_results_next ADD PRIMARY KEY (report_id)")
+        _add_guidance(con, rules, "triage_results_next")
+        changed = _record_changes(con, "triage_results_next", rules, now) if record_changes else 0
         run(con, "DROP TABLE triage_results")
         run(con, "ALTER TABLE triage_results_next RENAME TO triage_results")
-    run(con, "DROP TABLE bl_new")
-    run(con, "DROP TABLE bl_guidance")
     return RetriageStats(inserted, time.perf_counter() - started, changed, rules.version)
+
+
+def explanations(con: duckdb.DuckDBPyConnection, rules: RuleSet, report_ids: list[str]) -> dict[str, dict]:
+    """For stored reports: the doses that explain each one's pain (links) and that its facts rest on
+    (evidence), from the same engine under the given rules. Nothing is stored."""
+    if not report_ids:
+        return {}
+    cases, doses = _db_sources(True)
+    rows = con.execute(
+        f"SELECT report_id, links, evidence FROM ({triage_sql(rules, cases, doses, details=True)})",
+        {"ids": list(report_ids)},
+    ).fetchall()
+    return {r[0]: {"links": [dict(x) for x in r[1]], "evidence": [dict(x) for x in r[2]]} for r in rows}

@@ -1,7 +1,7 @@
 """A patient's regimen-linked timeline: doses, the expected effect windows, reports, actions.
 
 The windows come from ``rules/drugs.yaml``; where a report lies against them comes from the
-engine's own links (stored with each triage), so the words here and the triage never disagree.
+engine itself (its links), so the words here and the triage never disagree.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from dashboard.db import Database
 from dashboard.models import InputError, _clean_text
+from dashboard.retriage import explanations
 from dashboard.rules import RuleSet
 
 MAX_SEARCH = 100
@@ -105,11 +106,12 @@ def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetim
             SELECT r.report_id, r.reported_at, r.pain_score, r.source, r.location, r.trend, r.duration_days,
                    coalesce((SELECT arg_max(tier_after, event_id) FROM events e
                              WHERE e.report_id = r.report_id AND e.action = 'override'), t.tier) AS tier,
-                   t.rule_ids, t.causes, t.links,
+                   t.rule_ids, t.causes,
                    EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open
             FROM reports r JOIN triage_results t USING (report_id)
             WHERE r.patient_id = ? ORDER BY r.reported_at
             """, [patient_id]).df()
+        links = explanations(con, rules, reports["report_id"].tolist())
         events = con.execute(
             "SELECT e.report_id, e.acted_at, e.action, coalesce(e.actor_name, e.actor) AS actor, e.note"
             " FROM events e JOIN reports r USING (report_id) WHERE r.patient_id = ? ORDER BY e.event_id",
@@ -117,7 +119,8 @@ def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetim
     info = [rules.resolve_drug(d) for d in doses["drug"]]
     doses["generic"] = [i.generic if i else None for i in info]
     doses["class_label"] = [i.class_label if i else "unrecognised" for i in info]
-    reports["position"] = [window_position(rules, list(links) if links is not None else []) for links in reports["links"]]
+    reports["links"] = [links.get(r, {}).get("links", []) for r in reports["report_id"]]
+    reports["position"] = [window_position(rules, ls) for ls in reports["links"]]
     reports["cause_labels"] = [", ".join(rules.cause_label(c) for c in cs) for cs in reports["causes"]]
     return Timeline(
         patient=patient.iloc[0].to_dict(),

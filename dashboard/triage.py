@@ -129,13 +129,19 @@ class _Compiler:
             parts.append(f"d_generic IN ({', '.join(_lit(d) for d in sel.drugs)})")
         return " AND ".join(parts)
 
-    def sql(self, cases: str, doses: str) -> str:
+    def sql(self, cases: str, doses: str, details: bool) -> str:
         """The whole triage query.
 
-        Each dose fact and each back-pain window is answered by an ASOF join: the latest
-        qualifying dose at or before a bound computed from the report, then one date test on it.
-        That is exact (if the latest dose that could qualify does not, no earlier one does) and
-        touches each report once per fact instead of once per prior dose.
+        Dose facts with an upper bound ("SACT in the last 42 days") are answered by an ASOF join:
+        the latest qualifying dose at or before a bound computed from the report, then one date
+        test on it. That is exact (if the latest dose that could qualify does not, no earlier one
+        does) and touches each report once per fact instead of once per prior dose. Facts with only
+        a lower bound ("ever given, at least 14 days ago") need the patient's first such dose.
+        The back-pain windows, a few days long, are answered by spreading each dose over the days
+        its window covers and joining reports to doses on (patient, onset day).
+
+        With ``details``, the result also says which dose explains the pain (``links``) and which
+        dose each fact rests on (``evidence``); batch re-triage leaves them out.
         """
         rs = self.rules
         drug_rows = ",\n    ".join(
@@ -149,7 +155,10 @@ class _Compiler:
             """Register an as-of lookup; return SQL for the found dose's (drug, given_at)."""
             k = len(asof_joins)
             bounds.append(f"{bound} AS b{k}")
-            ctes.append(f"x{k} AS (SELECT kid, drug, given_at FROM d WHERE given_at IS NOT NULL AND {where})")
+            # One row per patient and minute (the first drug by order given), so ties are decided
+            # the same way every run.
+            ctes.append(f"x{k} AS (SELECT kid, given_at, first(drug ORDER BY seq) AS drug FROM d "
+                        f"WHERE given_at IS NOT NULL AND {where} GROUP BY kid, given_at)")
             asof_joins.append(f"ASOF LEFT JOIN x{k} ON x{k}.kid = n.kid AND n.b{k} >= x{k}.given_at")
             asof_cols.append(f"x{k}.drug AS x{k}_drug, x{k}.given_at AS x{k}_at")
             return f"a.x{k}_drug", f"a.x{k}_at"
@@ -161,8 +170,8 @@ class _Compiler:
             if hi is None:
                 # "Ever given, at least `lo` days before": the patient's first qualifying dose says it.
                 ctes.append(
-                    f"fd{i} AS (SELECT arg_min(drug, given_at) AS drug, min(given_at) AS given_at, kid FROM d "
-                    f"WHERE given_at IS NOT NULL AND {self.selector(name)} GROUP BY kid)"
+                    f"fd{i} AS (SELECT kid, min(given_at) AS given_at, first(drug ORDER BY given_at, seq) AS drug "
+                    f"FROM d WHERE given_at IS NOT NULL AND {self.selector(name)} GROUP BY kid)"
                 )
                 joins.append(f"LEFT JOIN fd{i} ON fd{i}.kid = c.kid")
                 drug, at = f"fd{i}.drug", f"fd{i}.given_at"
@@ -187,46 +196,91 @@ class _Compiler:
                 f"CASE WHEN {dated} THEN struct_pack(fact := {_lit(name)}, drug := {drug}, "
                 f"given_at := {at}, days_before := {days}) END"
             )
-        links, explained = [], []
-        for e in (e for e in rs.effects if e.explains_back_pain):
-            start, end = e.window.start_day, e.window.end_day
-            # The latest dose on or before the onset day minus `start` (and not after the report).
+
+        # Back-pain windows. Bounded ones: each dose spread over its window's days, joined on the
+        # onset day; the latest dose (then the first given) explains. Open-ended ones: as-of.
+        windows = [e for e in rs.effects if e.explains_back_pain]
+        bounded = [(j, e) for j, e in enumerate(windows) if e.window.end_day is not None]
+        explained: dict[str, list[str]] = {}  # cause -> SQL booleans "a window of this cause explains it"
+        links: list[str] = []
+        if bounded:
+            # (A CASE rather than a join to a VALUES list: grouping on columns that come from a
+            # joined VALUES list trips an internal error in DuckDB 2.0.0.)
+            effect_of = "CASE " + " ".join(
+                f"WHEN d_generic IN ({', '.join(_lit(g) for g in e.drugs)}) THEN struct_pack(effect := {j}, "
+                f"cause := {_lit(e.cause)}, start_day := {e.window.start_day}, end_day := {e.window.end_day})"
+                for j, e in bounded
+            ) + " END"
+            ctes.append(f"""wx AS (
+  SELECT kid, drug, given_at, seq, w.effect, w.cause, w.start_day, w.end_day,
+         unnest(range(w.start_day, w.end_day + 1)) AS day
+  FROM (SELECT kid, drug, given_at, seq, {effect_of} AS w FROM d WHERE given_at IS NOT NULL)
+  WHERE w IS NOT NULL)""")
+            hits = ",\n         ".join(
+                f"bool_or(w.effect = {j}) AS w{j}" + (
+                    f", arg_max(struct_pack(drug := w.drug, given_at := w.given_at, day := w.day::INTEGER), "
+                    f"struct_pack(t := w.given_at, s := -w.seq)) FILTER (WHERE w.effect = {j}) AS h{j}"
+                    if details else "")
+                for j, _ in bounded
+            )
+            # One row per report with a hit: for each window, whether a dose covers the onset day and
+            # (with details) the latest such dose, the first given at that minute.
+            ctes.append(f"""wm AS (
+  SELECT n.rid,
+         {hits}
+  FROM narrow n JOIN wx w ON w.kid = n.kid AND w.given_at::DATE + w.day::INTEGER = n.onset_day
+                          AND w.given_at <= n.reported_at
+  GROUP BY n.rid)""")
+            joins.append("LEFT JOIN wm ON wm.rid = c.rid")
+            for j, e in bounded:
+                explained.setdefault(e.cause, []).append(f"coalesce(wm.w{j}, FALSE)")
+                if details:
+                    links.append(
+                        f"CASE WHEN wm.w{j} THEN struct_pack(cause := {_lit(e.cause)}, drug := wm.h{j}.drug, "
+                        f"given_at := wm.h{j}.given_at, day := wm.h{j}.day, start_day := {e.window.start_day}::INTEGER, "
+                        f"end_day := {e.window.end_day}::INTEGER) END"
+                    )
+        for j, e in enumerate(windows):
+            if e.window.end_day is not None:
+                continue
             drug, at = as_of(
-                f"least(reported_at, (onset_at::DATE - {start - 1})::TIMESTAMP - INTERVAL 1 MICROSECOND)",
+                f"least(reported_at, (onset_at::DATE - {e.window.start_day - 1})::TIMESTAMP - INTERVAL 1 MICROSECOND)",
                 f"d_generic IN ({', '.join(_lit(g) for g in e.drugs)})",
             )
             day = f"date_diff('day', {at}::DATE, c.onset_at::DATE)"
-            inside = f"({at} IS NOT NULL" + (f" AND {day} <= {end})" if end is not None else ")")
-            explained.append(f"CASE WHEN {inside} THEN {_lit(e.cause)} END")
-            links.append(
-                f"CASE WHEN {inside} THEN struct_pack(cause := {_lit(e.cause)}, drug := {drug}, "
-                f"given_at := {at}, day := {day}::INTEGER, start_day := {start}::INTEGER, "
-                f"end_day := {_lit(end)}::INTEGER) END"
-            )
+            explained.setdefault(e.cause, []).append(f"({at} IS NOT NULL)")
+            if details:
+                links.append(
+                    f"CASE WHEN {at} IS NOT NULL THEN struct_pack(cause := {_lit(e.cause)}, drug := {drug}, "
+                    f"given_at := {at}, day := {day}::INTEGER, start_day := {e.window.start_day}::INTEGER, "
+                    f"end_day := NULL::INTEGER) END"
+                )
         if asof_joins:
-            ctes.append(
-                f"asof_found AS (SELECT n.rid, {', '.join(asof_cols)} FROM narrow n {' '.join(asof_joins)})"
-            )
+            ctes.append(f"asof_found AS (SELECT n.rid, {', '.join(asof_cols)} FROM narrow n {' '.join(asof_joins)})")
             joins.insert(0, "LEFT JOIN asof_found a ON a.rid = c.rid")
-        explained_sql = (
-            f"list_distinct(list_filter([{', '.join(explained)}]::VARCHAR[], lambda x: x IS NOT NULL))"
-            if explained else "[]::VARCHAR[]"
-        )
-        links_sql = f"list_filter([{', '.join(links)}], lambda x: x IS NOT NULL)" if links else "[]"
+        explained_cols = "".join(f"({' OR '.join(conds)}) AS x_{cause},\n    " for cause, conds in explained.items())
+        any_explained = " OR ".join(f"x_{cause}" for cause in explained) or "FALSE"
+        detail_cols = ""
+        if details:
+            links_sql = f"list_filter([{', '.join(links)}], lambda x: x IS NOT NULL)" if links else "[]"
+            detail_cols = (f"{links_sql} AS links,\n    "
+                           f"list_filter([{', '.join(evidence)}], lambda x: x IS NOT NULL) AS evidence,\n    ")
         # Aliases (f_*, r_*) differ from every column of the joined relations, so that a later
         # expression in the same SELECT reads the alias, never a column of an outer join.
         rule_cols = ",\n    ".join(f"coalesce({self.cond(r.when)}, FALSE) AS r_{r.id}" for r in rule_order(rs))
         rank = "greatest(" + ", ".join(
             f"CASE WHEN r_{r.id} THEN {rs.tier_rank[r.tier]} ELSE 0 END" for r in rs.rules
         ) + ")"
-        tier_case = "CASE " + " ".join(f"WHEN {rank} = {rs.tier_rank[t]} THEN {_lit(t)}" for t in rs.tier_ids) + " END"
+        tier_case = "CASE tier_rank " + " ".join(f"WHEN {rs.tier_rank[t]} THEN {_lit(t)}" for t in rs.tier_ids) + " END"
         rule_ids = "[" + ", ".join(f"CASE WHEN r_{r.id} THEN {_lit(r.id)} END" for r in rs.rules) + "]"
         cause_items = []
         for code in rs.cause_codes:
-            conds = [f"r_{r.id}" for r in rs.rules if r.cause == code] + [f"list_contains(explained_causes, {_lit(code)})"]
-            cause_items.append(f"CASE WHEN {' OR '.join(conds)} THEN {_lit(code)} END")
+            conds = [f"r_{r.id}" for r in rs.rules if r.cause == code] + ([f"x_{code}"] if code in explained else [])
+            if conds:  # a cause nothing can suggest is never listed
+                cause_items.append(f"CASE WHEN {' OR '.join(conds)} THEN {_lit(code)} END")
         causes = "[" + ", ".join(cause_items) + "]"
         drug_key = DRUG_NAME_SQL.format(col="d.drug")
+        narrow_cols = "".join(", " + b.split(" AS ")[-1] for b in bounds)
         sep = ",\n"
         return f"""
 WITH
@@ -235,14 +289,19 @@ drug_names(name_key, d_generic, d_class, d_sact, d_neurotoxic) AS (VALUES
 src AS (
   SELECT *, reported_at - to_days(coalesce(duration_days, 0)) AS onset_at FROM {cases} AS src_cases
 ),
--- Integer keys make the as-of joins' sorts cheap.
+-- Integer keys make the joins' sorts and hashes cheap.
 keys AS (SELECT dose_key, row_number() OVER () AS kid FROM (SELECT DISTINCT dose_key FROM src)),
+dose_rows AS (SELECT * FROM {doses} AS d WHERE d.drug IS NOT NULL),
+-- Each distinct name is resolved once (a few hundred), not each of a million doses.
+names AS (
+  SELECT d.drug, n.d_generic, n.d_class, n.d_sact, n.d_neurotoxic
+  FROM (SELECT DISTINCT drug FROM dose_rows) AS d LEFT JOIN drug_names n ON n.name_key = {drug_key}
+),
 d AS (
   SELECT d.dose_key, keys.kid, d.drug, d.given_at, d.seq, n.d_generic, n.d_class, n.d_sact, n.d_neurotoxic
-  FROM {doses} AS d
+  FROM dose_rows AS d
   JOIN keys ON keys.dose_key = d.dose_key
-  LEFT JOIN drug_names n ON n.name_key = {drug_key}
-  WHERE d.drug IS NOT NULL
+  JOIN names n ON n.drug = d.drug
 ),
 unknown AS (
   SELECT dose_key AS k, list(drug ORDER BY first_seq) AS unrecognised_drugs
@@ -250,21 +309,19 @@ unknown AS (
   GROUP BY dose_key
 ),
 c AS (
-  SELECT src.*, keys.kid, row_number() OVER () AS rid, {", ".join(bounds)}
+  SELECT src.*, keys.kid, row_number() OVER () AS rid{"".join(", " + b for b in bounds)}
   FROM src JOIN keys ON keys.dose_key = src.dose_key
 ),
--- The as-of joins sort only these narrow rows, then join back on the row id.
-narrow AS (SELECT rid, kid{"".join(", " + b.split(" AS ")[-1] for b in bounds)} FROM c),
+-- The as-of and window joins read only these narrow rows, then join back on the row id.
+narrow AS (SELECT rid, kid, reported_at, onset_at::DATE AS onset_day{narrow_cols} FROM c),
 {sep.join(ctes)},
 evaluated AS (
   SELECT c.case_id, c.report_id, c.reported_at,
     {(","+chr(10)+"    ").join(fact_cols)},
-    {explained_sql} AS explained_causes,
-    len(explained_causes) > 0 AS f_explained_by_drug_window,
-    {links_sql} AS links,
-    list_filter([{", ".join(evidence)}], lambda x: x IS NOT NULL) AS evidence,
-    coalesce(u.unrecognised_drugs, []::VARCHAR[]) AS unrecognised_drugs,
-    {rule_cols}
+    {explained_cols}({any_explained}) AS f_explained_by_drug_window,
+    {detail_cols}coalesce(u.unrecognised_drugs, []::VARCHAR[]) AS unrecognised_drugs,
+    {rule_cols},
+    {rank} AS tier_rank
   FROM c
   {(chr(10)+"  ").join(joins)}
   LEFT JOIN unknown u ON u.k = c.dose_key
@@ -273,21 +330,19 @@ SELECT case_id, report_id, reported_at,
   {tier_case} AS tier,
   list_filter({rule_ids}, lambda x: x IS NOT NULL) AS rule_ids,
   list_filter({causes}, lambda x: x IS NOT NULL) AS causes,
-  links,
-  evidence,
-  unrecognised_drugs
+  {"links, evidence, " if details else ""}unrecognised_drugs
 FROM evaluated
 """
 
 
-@lru_cache(maxsize=8)
-def _compiled(rules: RuleSet, cases: str, doses: str) -> str:
-    return _Compiler(rules).sql(cases, doses)
+@lru_cache(maxsize=16)
+def _compiled(rules: RuleSet, cases: str, doses: str, details: bool) -> str:
+    return _Compiler(rules).sql(cases, doses, details)
 
 
-def triage_sql(rules: RuleSet, cases: str, doses: str) -> str:
-    """The triage query over the named relations (tables, views or registered frames)."""
-    return _compiled(rules, cases, doses)
+def triage_sql(rules: RuleSet, cases: str, doses: str, *, details: bool = True) -> str:
+    """The triage query over the named relations (tables, views or subqueries)."""
+    return _compiled(rules, cases, doses, details)
 
 
 # --------------------------------------------------------------------------- results

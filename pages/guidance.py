@@ -49,11 +49,11 @@ with tab_summary:
     else:
         report_id = st.text_input("Report id", value=st.session_state.get("selected_report", ""), max_chars=64,
                                   key="summary_report", placeholder="e.g. R-0005972")
-        detail = ui.cached_report_detail(path, report_id.strip(), ui.data_version(ctx.db)) if report_id.strip() else None
+        detail = ui.cached_report_detail(path, rules, rules.version, report_id.strip(), ctx.version) if report_id.strip() else None
         if report_id.strip() and detail is None:
             st.warning("No such report.")
         if detail is not None:
-            tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ui.data_version(ctx.db), ctx.now)
+            tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ctx.version, ctx.now.date())
             text = referral.referral_summary(rules, detail, tl.doses, tl.regimens, now=ctx.now)
             st.markdown(text)
             st.download_button("Download the request (Markdown)", text, file_name=f"referral-{detail['report_id']}.md",

@@ -22,7 +22,7 @@ if found.empty:
 options = dict(zip(found["patient_id"], found["name"] + " · " + found["mrn"] + " · " + found["cancer_type"]))
 patient_id = c2.selectbox("Patient", list(options), format_func=options.get, key="timeline_patient")
 
-tl = ui.cached_timeline(path, rules, rules.version, patient_id, ui.data_version(ctx.db), ctx.now)
+tl = ui.cached_timeline(path, rules, rules.version, patient_id, ctx.version, ctx.now.date())
 p = tl.patient
 st.subheader(f"{p['name']} · {p['mrn']}")
 st.caption(

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import charts, metrics, ui
+from dashboard import charts, metrics, queue, ui
 from dashboard.access import Action, Page
 
 ctx = ui.guard(Page.METRICS)
@@ -22,7 +22,8 @@ if not panels or not isinstance(period, tuple) or len(period) != 2:
     st.stop()
 start, end = period
 hours = (ctx.settings.in_hours_start, ctx.settings.in_hours_end)
-rt = ui.cached_response_times(path, rules, rules.version, tuple(panels), start, end, hours, ui.data_version(ctx.db))
+version = ctx.version
+rt = ui.cached_response_times(path, rules, rules.version, tuple(panels), start, end, hours, version)
 targets = {t: rules.respond_within_minutes(t) for t in rules.tier_ids}
 
 st.caption(f"{rt.reports:,} reports; {rt.repeats:,} came in while the same patient had one open (grouped as repeats). "
@@ -71,7 +72,7 @@ st.dataframe(rt.nurses, hide_index=True, width="stretch", column_config={
     "median_ack_emergency": st.column_config.NumberColumn("Median, emergencies (min)", format="%.0f")})
 
 st.markdown("#### Open and overdue now, oldest first")
-late = metrics.overdue_now(ctx.db, rules, panels, ui.local_now())
+late = metrics.overdue(queue.build_queue(ui.cached_open_reports(path, tuple(panels), version), rules, ui.local_now()))
 if late.empty:
     st.success("Nothing open is past its target.")
 else:
@@ -82,6 +83,7 @@ else:
 
 if ctx.user.may(Action.EXPORT_AUDIT):
     st.markdown("#### Audit trail")
-    trail = metrics.audit_trail(ctx.db, panels, start, end)
-    st.download_button(f"Export the audit trail of the period ({len(trail):,} events, CSV)",
-                       metrics.audit_csv(trail), file_name=f"backline-audit-{start}-{end}.csv", mime="text/csv")
+    # The file is built only when asked for.
+    st.download_button("Export the audit trail of the period (CSV)",
+                       lambda: metrics.audit_csv(metrics.audit_trail(ctx.db, panels, start, end)),
+                       file_name=f"backline-audit-{start}-{end}.csv", mime="text/csv", key="audit_export")

@@ -88,7 +88,7 @@ if ctx.user.may(Action.NEW_REPORT):
 @st.fragment(run_every=ctx.settings.queue_refresh_seconds)
 def live_queue() -> None:
     now = ui.local_now()
-    version = ui.data_version(ctx.db)
+    version = ui.data_version(ctx.db)  # fresh at every refresh
     q = queue.build_queue(ui.cached_open_reports(path, tuple(panels), version), rules, now)
     # New emergencies stay in a banner until someone acknowledges them.
     for row in q.unacknowledged_emergencies.itertuples():
@@ -153,7 +153,7 @@ report_id = st.session_state.get("selected_report")
 if not report_id:
     st.caption("Select a report in the queue to see why it was triaged so, what to do, and its history.")
     st.stop()
-detail = ui.cached_report_detail(path, report_id, ui.data_version(ctx.db))
+detail = ui.cached_report_detail(path, rules, rules.version, report_id, ctx.version)
 if detail is None or detail["panel_id"] not in panels:
     st.caption("Select a report in the queue.")
     st.stop()
@@ -169,7 +169,7 @@ st.markdown(
     unsafe_allow_html=True,
 )
 now = ui.local_now()
-q = queue.build_queue(ui.cached_open_reports(path, tuple(panels), ui.data_version(ctx.db)), rules, now)
+q = queue.build_queue(ui.cached_open_reports(path, tuple(panels), ctx.version), rules, now)
 group = queue.group_members(q, report_id)
 if len(group) > 1:
     st.info(f"Grouped with {len(group) - 1} more open report(s) from this patient: {', '.join(group[1:])}. "
@@ -191,7 +191,7 @@ with left:
     st.markdown("**Referral and action:**\n" + "\n".join(f"- {x}" for x in detail["referral"]))
     st.markdown("**Advice and safety net (read to the patient):**\n" + "\n".join(f"- {x}" for x in detail["advice"]))
 with right:
-    tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ui.data_version(ctx.db), now)
+    tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ctx.version, now.date())
     if tl is not None:
         st.markdown("#### The six weeks before this report")
         reported = detail["reported_at"]

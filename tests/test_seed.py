@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
+import pytest
 
 from dashboard.db import Database
 from dashboard.models import TriageCase, ReportIn
@@ -60,14 +61,15 @@ def test_sample_loaded_later_is_moved_to_that_day(tmp_path, rules):
     assert stats.open_reports > 0
 
 
-def test_reports_cluster_in_the_drug_windows(sample_db):
+def test_reports_cluster_in_the_drug_windows(sample_db, rules):
     """Pain after pegfilgrastim concentrates on days 1-4, as the literature says."""
-    days = sample_db.query(
-        """
-        SELECT l.day FROM triage_results t, unnest(t.links) AS u(l)
-        WHERE l.cause = 'gcsf_bone_pain' AND l.drug = 'pegfilgrastim'
-        """
-    )["day"]
+    from dashboard.retriage import explanations
+
+    ids = [r[0] for r in sample_db.rows("SELECT report_id FROM triage_results WHERE list_contains(causes, 'gcsf_bone_pain')")]
+    with sample_db.connect() as con:
+        found = explanations(con, rules, ids)
+    days = pd.Series([link["day"] for e in found.values() for link in e["links"]
+                      if link["cause"] == "gcsf_bone_pain" and link["drug"] == "pegfilgrastim"])
     assert len(days) > 100
     assert days.between(1, 4).mean() > 0.7
 
@@ -141,6 +143,13 @@ def test_seed_refuses_to_overwrite_and_retriage_reports(tmp_path, rules):
     db = Database(path)
     assert db.scalar("SELECT count(DISTINCT rules_version) FROM triage_results") == 1
     assert db.scalar("SELECT count(*) FROM triage_results") == db.scalar("SELECT count(*) FROM reports")
+    # The swapped-in table keeps its key, and every result's guidance is stored.
+    import duckdb
+
+    with pytest.raises(duckdb.ConstraintException):
+        db.rows("INSERT INTO triage_results SELECT * FROM triage_results LIMIT 1")
+    assert db.scalar("SELECT count(*) FROM triage_results WHERE guidance_key NOT IN "
+                     "(SELECT guidance_key FROM guidance_sets)") == 0
 
 
 def test_retriage_records_tier_changes_of_open_reports(tmp_path, fresh_db, rules):
