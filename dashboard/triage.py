@@ -197,8 +197,12 @@ class _Compiler:
                 f"given_at := {at}, days_before := {days}) END"
             )
 
-        # Back-pain windows. Bounded ones: each dose spread over its window's days, joined on the
-        # onset day; the latest dose (then the first given) explains. Open-ended ones: as-of.
+        # Back-pain windows. A dose explains the pain when the onset lies from start_day to
+        # end_day days after it, in real time (a window "0-7" closes 7 x 24 hours after the dose:
+        # explaining pain away lowers a tier, so the window is read strictly). Bounded windows: each
+        # dose spread over the calendar days its window touches, joined to the reports on (patient,
+        # onset day), then the exact test; the latest dose (then the first given) explains.
+        # Open-ended windows: as-of.
         windows = [e for e in rs.effects if e.explains_back_pain]
         bounded = [(j, e) for j, e in enumerate(windows) if e.window.end_day is not None]
         explained: dict[str, list[str]] = {}  # cause -> SQL booleans "a window of this cause explains it"
@@ -213,7 +217,7 @@ class _Compiler:
             ) + " END"
             ctes.append(f"""wx AS (
   SELECT kid, drug, given_at, seq, w.effect, w.cause, w.start_day, w.end_day,
-         unnest(range(w.start_day, w.end_day + 1)) AS day
+         unnest(range(w.start_day, w.end_day + 2)) AS day
   FROM (SELECT kid, drug, given_at, seq, {effect_of} AS w FROM d WHERE given_at IS NOT NULL)
   WHERE w IS NOT NULL)""")
             hits = ",\n         ".join(
@@ -230,6 +234,8 @@ class _Compiler:
          {hits}
   FROM narrow n JOIN wx w ON w.kid = n.kid AND w.given_at::DATE + w.day::INTEGER = n.onset_day
                           AND w.given_at <= n.reported_at
+                          AND n.onset_at >= w.given_at + to_days(w.start_day)
+                          AND n.onset_at <= w.given_at + to_days(w.end_day)
   GROUP BY n.rid)""")
             joins.append("LEFT JOIN wm ON wm.rid = c.rid")
             for j, e in bounded:
@@ -244,7 +250,7 @@ class _Compiler:
             if e.window.end_day is not None:
                 continue
             drug, at = as_of(
-                f"least(reported_at, (onset_at::DATE - {e.window.start_day - 1})::TIMESTAMP - INTERVAL 1 MICROSECOND)",
+                f"least(reported_at, onset_at - to_days({e.window.start_day}))",
                 f"d_generic IN ({', '.join(_lit(g) for g in e.drugs)})",
             )
             day = f"date_diff('day', {at}::DATE, c.onset_at::DATE)"
@@ -313,7 +319,7 @@ c AS (
   FROM src JOIN keys ON keys.dose_key = src.dose_key
 ),
 -- The as-of and window joins read only these narrow rows, then join back on the row id.
-narrow AS (SELECT rid, kid, reported_at, onset_at::DATE AS onset_day{narrow_cols} FROM c),
+narrow AS (SELECT rid, kid, reported_at, onset_at, onset_at::DATE AS onset_day{narrow_cols} FROM c),
 {sep.join(ctes)},
 evaluated AS (
   SELECT c.case_id, c.report_id, c.reported_at,

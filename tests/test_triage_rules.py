@@ -258,6 +258,10 @@ def test_r2_the_contract_example(rules):
         ("pegfilgrastim", "2026-11-18T10:00:00", 3, False),  # pain began before the dose
         ("pegfilgrastim", "2026-11-20T10:00:00", None, False),  # dose after the report
         ("pegfilgrastim", None, None, False),  # a dose of unknown date never explains
+        ("pegfilgrastim", "2026-11-13T09:31:00", None, True),  # 6 d 23 h 59 min after the dose
+        ("pegfilgrastim", "2026-11-13T09:29:00", None, False),  # 7 d 0 h 1 min: the window has closed
+        ("trastuzumab", "2026-11-19T09:30:00", None, True),  # exactly 1 day (0-1)
+        ("pegfilgrastim", "2026-11-19T10:30:00", 1, False),  # pain began an hour before the dose
     ],
 )
 def test_window_edges(rules, drug, given, duration, explained):
