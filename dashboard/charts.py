@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -97,7 +96,7 @@ def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datet
     if highlight is not None:
         for row in (1, 2):
             fig.add_vline(x=highlight, line_dash="dash", line_color="#b3261e", line_width=1.5, row=row, col=1)
-        fig.add_annotation(x=highlight, y=10.4, text="this report", showarrow=False, xanchor="left",
+        fig.add_annotation(x=highlight, y=10.4, text="this report", showarrow=False, xanchor="right",
                            font=dict(size=11, color="#b3261e"), row=1, col=1)
     if not compact:
         fig.update_xaxes(
@@ -125,10 +124,13 @@ def response_ecdf(frame: pd.DataFrame, targets: dict[str, int]) -> go.Figure:
                   labels={"minutes_to_ack": "minutes from report to acknowledgement (log scale)", "tier": "tier"})
     for i, (tier, minutes) in enumerate(targets.items()):
         if tier in set(data["tier"]):
-            # On a log axis, shapes take the log of their position.
-            fig.add_vline(x=math.log10(minutes), line_dash="dot", line_color=TIER_COLOUR[tier])
-            fig.add_annotation(x=math.log10(minutes), y=1.02 + 0.06 * (i % 2), yref="paper", showarrow=False,
-                               text=f"{tier} target", font=dict(size=11, color=TIER_COLOUR[tier]))
+            # A trace, not a shape: its position is in data units on the log axis, and it hovers.
+            fig.add_trace(go.Scatter(
+                x=[minutes, minutes], y=[0, 1.04 + 0.05 * (i % 2)], mode="lines+text", name=f"{tier} target",
+                line=dict(color=TIER_COLOUR[tier], dash="dot", width=1.5), text=["", f"{tier} target"],
+                textposition="middle center", textfont=dict(size=11, color=TIER_COLOUR[tier]), showlegend=False,
+                hovertemplate=f"{tier} target: {minutes} min<extra></extra>",
+            ))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10), font=FONT, yaxis_title="share of reports",
                       yaxis_tickformat=".0%")
     return fig
