@@ -73,6 +73,14 @@ def _lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _link(found: str, effect: Any, drug: str, given_at: str, day: str) -> str:
+    """SQL for one link (the dose that explains the pain, by which window) when ``found`` holds."""
+    end = "NULL" if effect.window.end_day is None else str(effect.window.end_day)
+    return (f"CASE WHEN {found} THEN struct_pack(cause := {_lit(effect.cause)}, drug := {drug}, "
+            f"given_at := {given_at}, day := {day}, start_day := {effect.window.start_day}::INTEGER, "
+            f"end_day := {end}::INTEGER) END")
+
+
 class _Compiler:
     def __init__(self, rules: RuleSet):
         self.rules = rules
@@ -241,11 +249,7 @@ class _Compiler:
             for j, e in bounded:
                 explained.setdefault(e.cause, []).append(f"coalesce(wm.w{j}, FALSE)")
                 if details:
-                    links.append(
-                        f"CASE WHEN wm.w{j} THEN struct_pack(cause := {_lit(e.cause)}, drug := wm.h{j}.drug, "
-                        f"given_at := wm.h{j}.given_at, day := wm.h{j}.day, start_day := {e.window.start_day}::INTEGER, "
-                        f"end_day := {e.window.end_day}::INTEGER) END"
-                    )
+                    links.append(_link(f"wm.w{j}", e, f"wm.h{j}.drug", f"wm.h{j}.given_at", f"wm.h{j}.day"))
         for j, e in enumerate(windows):
             if e.window.end_day is not None:
                 continue
@@ -256,11 +260,7 @@ class _Compiler:
             day = f"date_diff('day', {at}::DATE, c.onset_at::DATE)"
             explained.setdefault(e.cause, []).append(f"({at} IS NOT NULL)")
             if details:
-                links.append(
-                    f"CASE WHEN {at} IS NOT NULL THEN struct_pack(cause := {_lit(e.cause)}, drug := {drug}, "
-                    f"given_at := {at}, day := {day}::INTEGER, start_day := {e.window.start_day}::INTEGER, "
-                    f"end_day := NULL::INTEGER) END"
-                )
+                links.append(_link(f"{at} IS NOT NULL", e, drug, at, f"{day}::INTEGER"))
         if asof_joins:
             ctes.append(f"asof_found AS (SELECT n.rid, {', '.join(asof_cols)} FROM narrow n {' '.join(asof_joins)})")
             joins.insert(0, "LEFT JOIN asof_found a ON a.rid = c.rid")
