@@ -377,6 +377,9 @@ def normalise_drug_name(name: str) -> str:
 
 
 DRUG_NAME_SQL = r"regexp_replace(lower(trim({col})), '[\s_\-]+', ' ', 'g')"
+# A US biosimilar's name is the generic with a four-letter suffix (pegfilgrastim-jmdb,
+# trastuzumab-dkst): a name not found as written is looked up without it.
+BIOSIMILAR_SUFFIX = r" [a-z]{4}$"
 
 
 @dataclass(frozen=True)
@@ -466,7 +469,8 @@ class RuleSet:
         return out
 
     def resolve_drug(self, name: str) -> DrugInfo | None:
-        return self.drug_lookup.get(normalise_drug_name(name))
+        key = normalise_drug_name(name)
+        return self.drug_lookup.get(key) or self.drug_lookup.get(re.sub(BIOSIMILAR_SUFFIX, "", key))
 
     def effects_for(self, generic: str) -> list[Effect]:
         return [e for e in self.effects if generic in e.drugs]

@@ -27,6 +27,7 @@ import pyarrow as pa
 from dashboard.guidance import Guidance, guidance_for
 from dashboard.models import PATIENT_FLAGS, REPORT_FLAGS, ReportIn, TriageCase
 from dashboard.rules import (
+    BIOSIMILAR_SUFFIX,
     DRUG_NAME_SQL,
     AllCond,
     AnyCond,
@@ -300,8 +301,11 @@ keys AS (SELECT dose_key, row_number() OVER () AS kid FROM (SELECT DISTINCT dose
 dose_rows AS (SELECT * FROM {doses} AS d WHERE d.drug IS NOT NULL),
 -- Each distinct name is resolved once (a few hundred), not each of a million doses.
 names AS (
-  SELECT d.drug, n.d_generic, n.d_class, n.d_sact, n.d_neurotoxic
-  FROM (SELECT DISTINCT drug FROM dose_rows) AS d LEFT JOIN drug_names n ON n.name_key = {drug_key}
+  SELECT d.drug, coalesce(n.d_generic, b.d_generic) AS d_generic, coalesce(n.d_class, b.d_class) AS d_class,
+         coalesce(n.d_sact, b.d_sact) AS d_sact, coalesce(n.d_neurotoxic, b.d_neurotoxic) AS d_neurotoxic
+  FROM (SELECT drug, {drug_key} AS name_key FROM (SELECT DISTINCT drug FROM dose_rows) AS d) AS d
+  LEFT JOIN drug_names n ON n.name_key = d.name_key
+  LEFT JOIN drug_names b ON b.name_key = regexp_replace(d.name_key, '{BIOSIMILAR_SUFFIX}', '')
 ),
 d AS (
   SELECT d.dose_key, keys.kid, d.drug, d.given_at, d.seq, n.d_generic, n.d_class, n.d_sact, n.d_neurotoxic

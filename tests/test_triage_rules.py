@@ -320,3 +320,22 @@ def test_every_report_gets_the_safety_net(rules):
         advice = triage(rules, case).guidance.advice
         assert any("Call us at once" in a for a in advice)
         assert any("within 24 hours" in a for a in advice)
+
+
+@pytest.mark.parametrize("name, generic_case", [
+    ("pegfilgrastim-jmdb", {"pain_score": 5}),
+    ("Filgrastim-SNDZ", {"pain_score": 5}),
+    ("trastuzumab-dkst", {"temperature_c": 37.8}),
+])
+def test_us_biosimilar_suffixes_are_recognised(rules, name, generic_case):
+    given = "2026-11-19T12:00:00" if name.startswith("trast") else "2026-11-18T10:00:00"
+    out = triage(rules, make_case(generic_case, meds=[(name, given)]))
+    assert out.unrecognised_drugs == []
+    assert out.tier == ("emergency" if name.startswith("trast") else "routine")
+    assert rules.resolve_drug(name) is not None
+
+
+def test_a_four_letter_word_is_not_stripped_into_another_drug(rules):
+    out = triage(rules, make_case({"temperature_c": 37.8}, meds=[("zoledronic acid", "2026-11-19T12:00:00"),
+                                                                   ("mystery abcd", "2026-11-19T12:00:00")]))
+    assert out.unrecognised_drugs == ["mystery abcd"] and "E2" not in out.rule_ids
