@@ -162,8 +162,6 @@ class TriageCase(_Contract):
 # The yes/no fields of a report and of a patient, in contract order.
 REPORT_FLAGS = tuple(n for n, f in ReportIn.model_fields.items() if f.default is False)
 PATIENT_FLAGS = tuple(n for n, f in PatientIn.model_fields.items() if f.default is False)
-# The flags that are red flags of E1 (neurology) in the order a form asks them.
-NEURO_FLAGS = ("leg_weakness", "difficulty_walking", "leg_numbness", "bladder_or_bowel_change", "radiating_pain")
 
 
 # --------------------------------------------------------------------------- errors

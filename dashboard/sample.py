@@ -18,7 +18,7 @@ What makes it clinically shaped rather than noise:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
