@@ -137,14 +137,16 @@ def build_queue(df: pd.DataFrame, rules: RuleSet, now: datetime) -> Queue:
     return Queue(rows=heads, reports=df.reset_index(drop=True))
 
 
-def group_members(queue: Queue, report_id: str) -> list[str]:
-    """The open reports grouped with this one (itself first)."""
-    r = queue.reports
-    head = r.loc[r["report_id"] == report_id, "group_head"]
-    if head.empty:
+def group_members(open_frame: pd.DataFrame, report_id: str) -> list[str]:
+    """The open reports grouped with this one (the same patient's), itself first.
+
+    ``open_frame`` is :func:`open_reports`; the queue groups by patient, so this is its group.
+    """
+    mine = open_frame.loc[open_frame["report_id"] == report_id, "patient_id"]
+    if mine.empty:
         return [report_id]
-    members = r.loc[r["group_head"] == head.iloc[0], "report_id"].tolist()
-    return [report_id] + [m for m in members if m != report_id]
+    members = open_frame.loc[open_frame["patient_id"] == mine.iloc[0], "report_id"].tolist()
+    return [report_id] + sorted(m for m in members if m != report_id)
 
 
 # --------------------------------------------------------------------------- one report

@@ -116,10 +116,6 @@ def role_and_source(claims: dict[str, Any], settings: Settings) -> tuple[Role | 
     return (role, "role map") if role is not None else (None, None)
 
 
-def _staff(db: Database) -> pd.DataFrame:
-    return cached_staff(str(db.path))
-
-
 @st.cache_data(ttl=300, show_spinner=False)
 def cached_staff(path: str) -> pd.DataFrame:
     return Database(path).query("SELECT staff_id, name, email, role, panel_id FROM staff ORDER BY role, panel_id, name")
@@ -136,12 +132,12 @@ def identify(db: Database, settings: Settings) -> User | None:
         role, source = role_and_source(claims, settings)
         if role is None:
             return User(actor=email or "unknown", name=name, role=None)
-        staff = _staff(db)
+        staff = cached_staff(str(db.path))
         mine = staff[staff["email"].str.lower() == email]
         panels = tuple(mine["panel_id"].dropna()) if not mine.empty else ()
         return User(actor=email, name=name, role=role, panels=panels, role_source=source)
     # Demo mode: a role switcher over the sample's staff.
-    staff = _staff(db)
+    staff = cached_staff(str(db.path))
     actor = st.session_state.get("demo_actor")
     if actor not in set(staff["staff_id"]):
         actor = staff[staff["role"] == "nurse"]["staff_id"].iloc[0] if (staff["role"] == "nurse").any() else staff["staff_id"].iloc[0]
@@ -152,7 +148,7 @@ def identify(db: Database, settings: Settings) -> User | None:
 
 
 def _demo_switcher(db: Database) -> None:
-    staff = _staff(db)
+    staff = cached_staff(str(db.path))
     labels = {
         r.staff_id: f"{r.name} · {r.role}" + (f" · {r.panel_id}" if isinstance(r.panel_id, str) else "")
         for r in staff.itertuples()

@@ -169,8 +169,7 @@ st.markdown(
     unsafe_allow_html=True,
 )
 now = ui.local_now()
-q = queue.build_queue(ui.cached_open_reports(path, tuple(panels), ctx.version), rules, now)
-group = queue.group_members(q, report_id)
+group = queue.group_members(ui.cached_open_reports(path, tuple(panels), ctx.version), report_id)
 if len(group) > 1:
     st.info(f"Grouped with {len(group) - 1} more open report(s) from this patient: {', '.join(group[1:])}. "
             "Actions apply to the whole group.")

@@ -182,7 +182,16 @@ def test_timeline_for_a_patient(app_db):
     assert not at.exception
     assert at.selectbox(key="timeline_patient").value == patient["patient_id"]
     reports = at.dataframe[0].value
-    assert "Against the drug windows" in [c for c in reports.columns] or "position" in reports.columns
+    n = app_db.scalar("SELECT count(*) FROM reports WHERE patient_id = ?", [patient["patient_id"]])
+    assert len(reports) == n
+    positions = set(reports["position"])
+    # Each report placed against the windows, in words; this patient had pegfilgrastim.
+    assert positions <= {"outside every expected window"} | {p for p in positions if p.startswith("inside the ")}
+    explained = app_db.scalar(
+        "SELECT count(*) FROM triage_results t JOIN reports r USING (report_id) WHERE r.patient_id = ?"
+        " AND (list_contains(t.causes, 'gcsf_bone_pain') OR list_contains(t.causes, 'taxane_acute_pain')"
+        " OR list_contains(t.causes, 'anti_her2_infusion'))", [patient["patient_id"]])
+    assert sum(p.startswith("inside the ") for p in reports["position"]) == explained
     assert len(at.get("plotly_chart")) == 1
 
 
