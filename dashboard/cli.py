@@ -38,7 +38,7 @@ def _database(path: str | None):
 
 def cmd_triage(args: argparse.Namespace) -> int:
     from dashboard.models import InputError, parse_case
-    from dashboard.triage import triage_cases
+    from dashboard.triage import check_case, triage_cases
 
     rules = _load_rules(args.rules)
     if args.file == "-":
@@ -50,6 +50,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
             print(f"backline triage: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_BAD_INPUT
     cases, errors = [], []
+    seen: dict[str, int] = {}
     for number, line_bytes in enumerate(raw.splitlines(), start=1):
         try:
             line = line_bytes.decode("utf-8")
@@ -59,10 +60,16 @@ def cmd_triage(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         try:
-            cases.append(parse_case(line))
+            case = check_case(rules, parse_case(line))
         except InputError as exc:
-            for field, message in exc.problems:
-                errors.append(f"line {number}: {field or '(line)'}: {message}")
+            # One message per bad line, naming each field that is wrong.
+            errors.append(f"line {number}: " + "; ".join(f"{f or '(line)'}: {m}" for f, m in exc.problems))
+            continue
+        if case.report_id in seen:
+            errors.append(f"line {number}: report_id: {case.report_id!r} is already used on line {seen[case.report_id]}")
+            continue
+        seen[case.report_id] = number
+        cases.append(case)
     if errors:
         for e in errors:
             print(e, file=sys.stderr)
@@ -134,9 +141,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations; then re-triage under the current rules whatever was triaged under others."""
+    from dashboard.retriage import upgrade
+
+    rules = _load_rules(args.rules)
     db = _database(args.db)
-    applied = db.migrate()
-    print(f"{db.path}: applied {applied}" if applied else f"{db.path}: up to date")
+    if not db.exists():
+        print(f"backline migrate: the database file {db.path} does not exist", file=sys.stderr)
+        return EXIT_DATABASE
+    applied, stats = upgrade(db, rules, now=local_now())
+    print(f"{db.path}: applied migrations {applied}" if applied else f"{db.path}: schema up to date")
+    if stats is not None:
+        print(f"re-triaged {stats.reports:,} reports with rules {stats.rules_version}; "
+              f"{stats.changed_open:,} open reports changed tier (each has a history entry)")
     return 0
 
 

@@ -1,18 +1,57 @@
-"""Imaging, referral and advice for a triaged report, straight from ``rules/guidance.yaml``."""
+"""Imaging, referral and advice for a triaged report, composed from ``rules/guidance.yaml``.
+
+One composition serves the contract's output, the queue's detail and the referral summary: the
+guidance of the leading causes (or the tier's own when no leading rule names a cause), one line per
+topic at its most urgent time, most urgent first, no analgesic advice beside an emergency, and the
+other causes listed as "also considered" by name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-from dashboard.rules import RuleSet
+from dashboard.rules import GuidanceLine, RuleSet, TierGuidance
+
+
+@dataclass(frozen=True)
+class Line:
+    topic: str
+    within_hours: int
+    text: str
+    cause: str | None  # None: the tier's own guidance or a note about the medications
 
 
 @dataclass(frozen=True)
 class Guidance:
-    imaging: list[str]
-    referral: list[str]
-    advice: list[str]
+    imaging: list[Line]
+    referral: list[Line]
+    advice: list[str]  # said to the patient, safety net last
+    also_considered: list[str]  # cause codes
+
+    @property
+    def imaging_text(self) -> list[str]:
+        return [line.text for line in self.imaging]
+
+    @property
+    def referral_text(self) -> list[str]:
+        return [line.text for line in self.referral]
+
+
+def _compose(sources: list[tuple[str | None, TierGuidance]], kind: str, leading_rules: set[str]) -> list[Line]:
+    """One line per topic, at its most urgent time (the first named wins a tie), most urgent first."""
+    best: dict[str, tuple[GuidanceLine, str | None, int]] = {}
+    order = 0
+    for cause, g in sources:
+        for line in getattr(g, kind):
+            if line.only_for_rules and not leading_rules.intersection(line.only_for_rules):
+                continue
+            held = best.get(line.topic)
+            if held is None or line.within_hours < held[0].within_hours:
+                best[line.topic] = (line, cause, order)
+            order += 1
+    ranked = sorted(best.values(), key=lambda t: (not t[0].first, t[0].within_hours, t[2]))
+    return [Line(line.topic, line.within_hours, line.text, cause) for line, cause, _ in ranked]
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -21,26 +60,33 @@ def _unique(items: list[str]) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def guidance_for(
-    rules: RuleSet, tier: str, causes: tuple[str, ...], unrecognised: tuple[str, ...] = ()
+    rules: RuleSet,
+    tier: str,
+    rule_ids: tuple[str, ...],
+    leading: tuple[str, ...],
+    causes: tuple[str, ...],
+    unrecognised: tuple[str, ...] = (),
 ) -> Guidance:
-    """What to image, whom to refer to and what to advise, for a tier and its suspected causes.
-
-    The tier's action comes first; then each cause's items in order of seriousness; with no
-    cause, the default guidance. Every report ends with the same safety net.
-    """
+    """What to image, whom to refer to and what to advise for a triaged report."""
     g = rules.guidance
-    entries = [g.causes[c] for c in causes] or [g.default]
-    imaging = _unique([item for e in entries for item in e.imaging])
-    referral = _unique([rules.tier_by_id[tier].action, *[item for e in entries for item in e.referral]])
-    advice = [item for e in entries for item in e.advice]
+    leading_rules = {r for r in rule_ids if rules.rule_by_id[r].tier == tier}
+    sources: list[tuple[str | None, TierGuidance]] = [(c, g.causes[c]) for c in leading]
+    if not sources:
+        sources = [(None, g.tier_defaults[tier])]
+    imaging = _compose(sources, "imaging", leading_rules)
+    referral = _compose(sources, "referral", leading_rules)
     if unrecognised:
-        names = ", ".join(unrecognised)
-        advice.append(
-            f"Unrecognised drug(s): {names}. Not used by the rules: confirm what they are; if any is "
-            "systemic anticancer therapy, triage again with it named (possible neutropenic sepsis)."
-        )
+        referral.append(Line(
+            "medication_review", 24,
+            f"Unrecognised drug(s): {', '.join(unrecognised)}. Counted as possible anticancer treatment for "
+            "recent SACT; confirm what they are and triage again with them named.", None))
+    emergency = rules.tier_rank[tier] == max(rules.tier_rank.values())
+    advice = [a for _, s in sources for a in s.advice]
+    if not emergency:
+        advice += [a for _, s in sources for a in s.analgesic_advice]
     advice += [g.safety_net.now, g.safety_net.within_24_hours]
-    return Guidance(imaging=imaging, referral=referral, advice=_unique(advice))
+    also = [c for c in causes if c not in leading]
+    return Guidance(imaging=imaging, referral=referral, advice=_unique(advice), also_considered=also)
 
 
 def guidance_cards(rules: RuleSet) -> list[dict]:
@@ -49,43 +95,48 @@ def guidance_cards(rules: RuleSet) -> list[dict]:
     for r in rules.rules:
         if r.cause:
             suggested_by.setdefault(r.cause, []).append(f"{r.id} ({r.tier})")
-    for e in rules.effects:
-        if e.explains_back_pain:
-            suggested_by.setdefault(e.cause, []).append("its drug window")
+        elif r.causes_from_drug_effects is not None:
+            for e in rules.back_pain_effects:
+                suggested_by.setdefault(e.cause, []).append(f"{r.id} ({r.tier})")
+    for e in rules.back_pain_effects:
+        suggested_by.setdefault(e.cause, []).append("its drug window")
     cards = []
-    for code, g in [*rules.guidance.causes.items(), ("", rules.guidance.default)]:
+    entries = [(code, g.label, g) for code, g in rules.guidance.causes.items()]
+    entries += [("", f"No cause named: {rules.tier_by_id[t].label.lower()}", g)
+                for t, g in rules.guidance.tier_defaults.items()]
+    for code, label, g in entries:
         cards.append({
             "cause": code,
-            "label": g.label,
-            "suggested_by": ", ".join(dict.fromkeys(suggested_by.get(code, []))) or "no rule (the default)",
-            "imaging": list(g.imaging),
-            "referral": list(g.referral),
-            "advice": list(g.advice),
+            "label": label,
+            "suggested_by": ", ".join(dict.fromkeys(suggested_by.get(code, []))) or "a rule without a cause of its own",
+            "imaging": [_timed(x) for x in g.imaging],
+            "referral": [_timed(x) for x in g.referral],
+            "advice": list(g.advice) + [f"{a} (not beside an emergency)" for a in g.analgesic_advice],
             "sources": "; ".join(rules.source_titles(g.source)),
         })
     return cards
 
 
-def red_flag_checklist(rules: RuleSet) -> dict[str, list[str]]:
-    """The questions to ask, grouped by the emergency and urgent rules that act on them."""
-    from dashboard.labels import FLAG_LABELS
+def within_words(hours: int) -> str:
+    """A guidance line's time in words."""
+    if hours == 0:
+        return "now"
+    if hours < 24:
+        return f"within {hours} hour{'s' if hours != 1 else ''}"
+    if hours % 168 == 0:
+        weeks = hours // 168
+        return f"within {weeks} week{'s' if weeks != 1 else ''}"
+    if hours % 24 == 0:
+        days = hours // 24
+        return "today" if days == 1 else f"within {days} days"
+    return f"within {hours} hours"
 
-    fever = rules.parameter("neutropenic_fever_c")
-    low = rules.parameter("neutropenic_low_temperature_c")
-    days = rules.parameter("sact_lookback_days")
-    return {
-        f"Cord or cauda equina compression ({rules.rule_by_id['E1'].tier})": [
-            FLAG_LABELS[f].capitalize() for f in
-            ("leg_weakness", "difficulty_walking", "leg_numbness", "bladder_or_bowel_change", "radiating_pain")],
-        f"Neutropenic sepsis within {days} days of SACT ({rules.rule_by_id['E2'].tier})": [
-            f"Temperature {fever} °C or above", f"Temperature {low} °C or below", "Rigors (shivering fits)",
-            "Feeling generally unwell"],
-        f"Spinal metastases ({rules.rule_by_id['U1'].tier})": [
-            "Thoracic or cervical pain", "Worsening pain", "Pain at night that disturbs sleep",
-            "Worse on coughing, sneezing or straining", "Worse on movement (mechanical)", "Localised tenderness"],
-        f"Fracture ({rules.rule_by_id['U4'].tier})": [
-            "Sudden onset after a minor strain or fall", "Sudden onset with osteoporosis, long-term steroids or an "
-            "aromatase inhibitor", "Any back pain with bone metastases or myeloma (U3)"],
-        f"Severe pain ({rules.rule_by_id['U2'].tier})": [
-            f"Pain score {rules.parameter('severe_pain_score')} or more", "Not controlled by regular analgesia"],
-    }
+
+def _timed(line: GuidanceLine) -> str:
+    return f"{line.text} [{within_words(line.within_hours)}]"
+
+
+def red_flag_checklist(rules: RuleSet) -> dict[str, list[str]]:
+    """The questions behind each emergency and urgent rule, in the rules' own words."""
+    top = sorted(rules.tier_rank.values())[-2:]
+    return {f"{r.id} {r.title} ({r.tier})": [r.condition] for r in rules.rules if rules.tier_rank[r.tier] in top}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -21,7 +21,9 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from dashboard.config import get_settings
 
@@ -39,24 +41,28 @@ def _clean_text(value: str) -> str:
     return value
 
 
-def _none_is_false(value: Any) -> Any:
-    return False if value is None else value
-
-
 def _to_local_naive(value: datetime) -> datetime:
-    """Naive times are local wall-clock times; aware ones are converted to local time."""
+    """Naive times are local wall-clock times of the service; aware ones are converted to it.
+
+    A local time that does not exist (the hour skipped when the clocks go forward) is an error; one
+    that occurs twice (when they go back) is the first of the two.
+    """
     if not (_MIN_YEAR <= value.year <= _MAX_YEAR):
         raise ValueError(f"year {value.year} is not plausible")
+    tz = get_settings().tz
     if value.tzinfo is not None:
-        value = value.astimezone(get_settings().tz).replace(tzinfo=None)
+        return value.astimezone(tz).replace(tzinfo=None)
+    value = value.replace(fold=0)
+    if value.replace(tzinfo=tz).astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != value:
+        raise ValueError(f"{value.isoformat()} does not exist in {tz.key} (the clocks went forward)")
     return value
 
 
-def _date_only_is_midnight(value: Any) -> Any:
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        return value.strip() + "T00:00:00"
+def _date_time_only(value: Any) -> Any:
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+        raise ValueError("must be a date and time (e.g. 2026-11-20T09:30:00), not a date alone")
     if isinstance(value, date) and not isinstance(value, datetime):
-        return datetime(value.year, value.month, value.day)
+        raise ValueError("must be a date and time, not a date alone")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise ValueError("must be an ISO 8601 date-time text, not a number")
     return value
@@ -69,18 +75,14 @@ def _text(max_length: int) -> Any:
 Identifier = _text(64)
 ShortText = _text(100)
 NoteText = _text(2000)
-Flag = Annotated[bool, BeforeValidator(_none_is_false), Strict()]
-Timestamp = Annotated[datetime, BeforeValidator(_date_only_is_midnight), AfterValidator(_to_local_naive)]
+Flag = Annotated[bool, Strict()]
+Timestamp = Annotated[datetime, BeforeValidator(_date_time_only), AfterValidator(_to_local_naive)]
 
 
 def _whole_number(value: Any) -> Any:
-    """JSON has one number type: 5 and 5.0 are the same whole number; 5.5, "5" and true are not."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("must be a whole number")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError("must be a whole number")
-        return int(value)
+    """A whole number is a JSON integer: 5.0, "5" and true are not (the contract is exact)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number (a JSON integer such as 5)")
     return value
 
 
@@ -102,7 +104,9 @@ def _reject_bool_number(value: Any) -> Any:
 Onset = Literal["sudden", "gradual"]
 Trend = Literal["improving", "stable", "worsening"]
 Location = Literal["cervical", "thoracic", "lumbar", "sacral"]
+PainPattern = Literal["new", "changed", "usual"]
 ENUM_FIELDS: dict[str, tuple[str, ...]] = {
+    "pain_pattern": get_args(PainPattern),
     "onset": get_args(Onset),
     "trend": get_args(Trend),
     "location": get_args(Location),
@@ -119,16 +123,27 @@ class PatientIn(_Contract):
     bone_metastases: Flag = False
     osteoporosis: Flag = False
     long_term_steroids: Flag = False
+    low_platelets: Flag = False
 
 
 class MedicationIn(_Contract):
-    drug: ShortText | None = None
-    given_at: Timestamp | None = None
+    """A dose (``given_at``) or, for a drug taken continuously, a course until ``stopped_at``."""
+
+    drug: ShortText
+    given_at: Timestamp
+    stopped_at: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MedicationIn:
+        if self.stopped_at is not None and self.stopped_at < self.given_at:
+            raise PydanticCustomError("stopped_before_given", "stopped_at is before given_at")
+        return self
 
 
 class ReportIn(_Contract):
     reported_at: Timestamp
     pain_score: PainScore
+    pain_pattern: Annotated[PainPattern | None, BeforeValidator(_lower_choice)] = None
     onset: Annotated[Onset | None, BeforeValidator(_lower_choice)] = None
     trend: Annotated[Trend | None, BeforeValidator(_lower_choice)] = None
     location: Annotated[Location | None, BeforeValidator(_lower_choice)] = None
@@ -142,9 +157,12 @@ class ReportIn(_Contract):
     leg_weakness: Flag = False
     difficulty_walking: Flag = False
     leg_numbness: Flag = False
+    saddle_numbness: Flag = False
     bladder_or_bowel_change: Flag = False
     radiating_pain: Flag = False
     hand_foot_tingling: Flag = False
+    confusion_or_drowsiness: Flag = False
+    thirst_or_polyuria: Flag = False
     temperature_c: Annotated[Temperature | None, BeforeValidator(lambda v: v if v is None else _reject_bool_number(v))] = None
     rigors: Flag = False
     feels_unwell: Flag = False
@@ -155,7 +173,7 @@ class TriageCase(_Contract):
 
     report_id: Identifier
     patient: PatientIn
-    medications: Annotated[list[MedicationIn], BeforeValidator(lambda v: [] if v is None else v)] = []
+    medications: list[MedicationIn] = []
     report: ReportIn
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import pandas as pd
 
-from dashboard.db import run
+from dashboard.db import Database, run
 from dashboard.guidance import guidance_for
 from dashboard.models import PATIENT_FLAGS, ReportIn
 from dashboard.rules import RuleSet
@@ -39,7 +40,7 @@ def _db_sources(filtered: bool) -> tuple[str, str]:
         else ""
     )
     doses = (
-        "(SELECT patient_id AS dose_key, drug, given_at, administration_id AS seq"
+        "(SELECT patient_id AS dose_key, drug, given_at, stopped_at, administration_id AS seq"
         f" FROM administrations{dose_where})"
     )
     return cases, doses
@@ -47,34 +48,41 @@ def _db_sources(filtered: bool) -> tuple[str, str]:
 
 # The guidance key of a result, in SQL; guidance_key() below is the same in Python. The separators
 # are control characters, which no validated name can contain.
-KEY_SQL = ("left(md5(concat_ws(chr(31), $version, tier, array_to_string(causes, chr(30)), "
+KEY_SQL = ("left(md5(concat_ws(chr(31), $version, tier, array_to_string(rule_ids, chr(30)), "
+           "array_to_string(leading_causes, chr(30)), array_to_string(causes, chr(30)), "
            "array_to_string(unrecognised_drugs, chr(30)))), 16)")
-RESULT_COLUMNS = ("report_id, tier, rule_ids, causes, unrecognised_drugs, guidance_key, respond_within_minutes, "
-                  "respond_by, rules_version, triaged_at")
+RESULT_COLUMNS = ("report_id, tier, rule_ids, leading_causes, causes, unrecognised_drugs, guidance_key, "
+                  "respond_within_minutes, respond_by, rules_version, triaged_at")
 
 
-def guidance_key(rules_version: str, tier: str, causes: list[str], unrecognised: list[str]) -> str:
-    text = "\x1f".join([rules_version, tier, "\x1e".join(causes), "\x1e".join(unrecognised)])
+def guidance_key(rules_version: str, tier: str, rule_ids: list[str], leading: list[str], causes: list[str],
+                 unrecognised: list[str]) -> str:
+    text = "\x1f".join([rules_version, tier, "\x1e".join(rule_ids), "\x1e".join(leading), "\x1e".join(causes),
+                        "\x1e".join(unrecognised)])
     return hashlib.md5(text.encode()).hexdigest()[:16]  # noqa: S324 - a key, not a secret
 
 
 def _add_guidance(con: duckdb.DuckDBPyConnection, rules: RuleSet, results: str) -> None:
     """Store the guidance of every (tier, causes, unrecognised drugs) in ``results`` not stored yet."""
     missing = con.execute(
-        f"SELECT guidance_key, any_value(tier), any_value(causes), any_value(unrecognised_drugs) FROM {results}"
+        f"SELECT guidance_key, any_value(tier), any_value(rule_ids), any_value(leading_causes), any_value(causes),"
+        f" any_value(unrecognised_drugs) FROM {results}"
         " WHERE guidance_key NOT IN (SELECT guidance_key FROM guidance_sets) GROUP BY guidance_key"
     ).fetchall()
     if not missing:
         return
-    cols: dict[str, list] = {k: [] for k in ("keys", "tiers", "causes", "unknown", "imaging", "referral", "advice")}
-    for key, tier, causes, unknown in missing:
-        g = guidance_for(rules, tier, tuple(causes), tuple(unknown))
-        for name, value in zip(cols, (key, tier, list(causes), list(unknown), g.imaging, g.referral, g.advice),
-                               strict=True):
+    cols: dict[str, list] = {k: [] for k in ("keys", "tiers", "causes", "unknown", "imaging", "referral", "advice",
+                                             "leading")}
+    for key, tier, rule_ids, leading, causes, unknown in missing:
+        g = guidance_for(rules, tier, tuple(rule_ids), tuple(leading), tuple(causes), tuple(unknown))
+        for name, value in zip(cols, (key, tier, list(causes), list(unknown), g.imaging_text, g.referral_text,
+                                      g.advice, list(leading)), strict=True):
             cols[name].append(value)
-    run(con, "INSERT INTO guidance_sets SELECT unnest($keys), $version, unnest($tiers), unnest($causes::VARCHAR[][]),"
-             " unnest($unknown::VARCHAR[][]), unnest($imaging::VARCHAR[][]), unnest($referral::VARCHAR[][]),"
-             " unnest($advice::VARCHAR[][])", {**cols, "version": rules.version})
+    run(con, "INSERT INTO guidance_sets (guidance_key, rules_version, tier, causes, unrecognised_drugs, imaging,"
+             " referral, advice, leading_causes) SELECT unnest($keys), $version, unnest($tiers),"
+             " unnest($causes::VARCHAR[][]), unnest($unknown::VARCHAR[][]), unnest($imaging::VARCHAR[][]),"
+             " unnest($referral::VARCHAR[][]), unnest($advice::VARCHAR[][]), unnest($leading::VARCHAR[][])",
+        {**cols, "version": rules.version})
 
 
 def _record_changes(con: duckdb.DuckDBPyConnection, new: str, rules: RuleSet, now: datetime) -> int:
@@ -85,7 +93,9 @@ def _record_changes(con: duckdb.DuckDBPyConnection, new: str, rules: RuleSet, no
         INSERT INTO events (report_id, acted_at, actor, actor_name, role, action, tier_before, tier_after,
                             rules_version, note)
         SELECT n.report_id, $now, 'system', 'Backline', 'system', 'retriaged', o.tier, n.tier, $version,
-               'Tier changed when the rules were re-applied (rules ' || o.rules_version || ' -> ' || $version || ')'
+               'Tier changed from ' || o.tier || ' to ' || n.tier || ' when the rules were re-applied (rules '
+               || o.rules_version || ' -> ' || $version || '); rules now firing: '
+               || CASE WHEN len(n.rule_ids) = 0 THEN 'none' ELSE array_to_string(n.rule_ids, ', ') END
         FROM open_reports q
         JOIN {new} n ON n.report_id = q.report_id
         JOIN triage_results o ON o.report_id = q.report_id
@@ -131,7 +141,7 @@ def retriage(
     minutes = "CASE tier " + " ".join(
         f"WHEN '{t}' THEN {int(rules.respond_within_minutes(t))}" for t in rules.tier_ids) + " END"
     select = (
-        f"SELECT report_id, tier, rule_ids, causes, unrecognised_drugs, {KEY_SQL} AS guidance_key,"
+        f"SELECT report_id, tier, rule_ids, leading_causes, causes, unrecognised_drugs, {KEY_SQL} AS guidance_key,"
         f" {minutes} AS respond_within_minutes, reported_at + to_minutes({minutes}) AS respond_by,"
         f" $version::VARCHAR AS rules_version, $now::TIMESTAMP AS triaged_at"
         f" FROM ({triage_sql(rules, cases, doses, details=False)})"
@@ -163,13 +173,52 @@ def retriage(
 
 
 def explanations(con: duckdb.DuckDBPyConnection, rules: RuleSet, report_ids: list[str]) -> dict[str, dict]:
-    """For stored reports: the doses that explain each one's pain (links) and that its facts rest on
-    (evidence), from the same engine under the given rules. Nothing is stored."""
+    """For stored reports: the drug effects that fit each one's timing and the doses or courses its
+    facts rest on, from the same engine under the given rules. Nothing is stored."""
     if not report_ids:
         return {}
     cases, doses = _db_sources(True)
     rows = con.execute(
-        f"SELECT report_id, links, evidence FROM ({triage_sql(rules, cases, doses, details=True)})",
+        f"SELECT report_id, drug_effects, evidence FROM ({triage_sql(rules, cases, doses, details=True)})",
         {"ids": list(report_ids)},
     ).fetchall()
-    return {r[0]: {"links": [dict(x) for x in r[1]], "evidence": [dict(x) for x in r[2]]} for r in rows}
+    return {r[0]: {"drug_effects": [dict(x) for x in r[1]], "evidence": [dict(x) for x in r[2]]} for r in rows}
+
+
+def preview_changes(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> pd.DataFrame:
+    """What re-triage under ``rules`` would change for the open reports, computed by the engine on the
+    stored reports without writing anything: one row per open report whose tier would move."""
+    cases, doses = _db_sources(True)
+    ids = [r[0] for r in con.execute("SELECT report_id FROM open_reports ORDER BY report_id").fetchall()]
+    if not ids:
+        return pd.DataFrame(columns=["report_id", "patient_id", "reported_at", "tier_before", "tier_after",
+                                     "rules_before", "rule_ids"])
+    return con.execute(
+        f"""
+        SELECT n.report_id, q.patient_id, n.reported_at, o.tier AS tier_before, n.tier AS tier_after,
+               o.rule_ids AS rules_before, n.rule_ids
+        FROM ({triage_sql(rules, cases, doses, details=False)}) n
+        JOIN open_reports q ON q.report_id = n.report_id
+        JOIN triage_results o ON o.report_id = n.report_id
+        WHERE o.tier <> n.tier
+        ORDER BY n.reported_at, n.report_id
+        """,
+        {"ids": ids},
+    ).df()
+
+
+def stale_results(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> int:
+    """How many stored results were made under other rules than these."""
+    return con.execute("SELECT count(*) FROM triage_results WHERE rules_version <> $v", {"v": rules.version}
+                       ).fetchall()[0][0]
+
+
+def upgrade(db: Database, rules: RuleSet, *, now: datetime) -> tuple[list[int], RetriageStats | None]:
+    """Apply pending migrations, then re-triage every stored report whose result was made under other
+    rules (as after the version 2 upgrade). Open reports whose tier changes get a history entry."""
+    applied = db.migrate()
+    with db.connect() as con:
+        stale = stale_results(con, rules)
+    if not stale:
+        return applied, None
+    return applied, db.transaction(lambda con: retriage(con, rules, now=now))

@@ -25,16 +25,21 @@ import duckdb
 import pyarrow as pa
 
 from dashboard.guidance import Guidance, guidance_for
-from dashboard.models import PATIENT_FLAGS, REPORT_FLAGS, ReportIn, TriageCase
+from dashboard.models import PATIENT_FLAGS, REPORT_FLAGS, InputError, ReportIn, TriageCase, errors_of, validate_case
 from dashboard.rules import (
     BIOSIMILAR_SUFFIX,
     DRUG_NAME_SQL,
     AllCond,
     AnyCond,
+    DoseSelector,
+    DrugEffectCond,
+    EffectSelector,
+    Fact,
     FieldCond,
     NoRuleAboveCond,
     NotCond,
     RulesFiredCond,
+    UnknownCond,
     RuleSet,
     resolve_value,
     rule_order,
@@ -58,6 +63,7 @@ DOSE_SCHEMA = pa.schema(
         ("dose_key", pa.string()),
         ("drug", pa.string()),
         ("given_at", pa.timestamp("us")),
+        ("stopped_at", pa.timestamp("us")),
         ("seq", pa.int64()),
     ]
 )
@@ -74,31 +80,187 @@ def _lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _link(found: str, effect: Any, drug: str, given_at: str, day: str) -> str:
-    """SQL for one link (the dose that explains the pain, by which window) when ``found`` holds."""
-    end = "NULL" if effect.window.end_day is None else str(effect.window.end_day)
-    return (f"CASE WHEN {found} THEN struct_pack(cause := {_lit(effect.cause)}, drug := {drug}, "
-            f"given_at := {given_at}, day := {day}, start_day := {effect.window.start_day}::INTEGER, "
-            f"end_day := {end}::INTEGER) END")
+def _names(values: Iterable[str]) -> str:
+    return ", ".join(_lit(v) for v in values)
+
+
+@dataclass(frozen=True)
+class _FactSQL:
+    """One fact compiled: its CTEs and joins, the boolean that answers it, and (with details) the
+    exposures it rests on."""
+
+    ctes: list[str]
+    joins: list[str]
+    holds: str
+    evidence: str | None
 
 
 class _Compiler:
-    def __init__(self, rules: RuleSet):
+    """Compiles a rule set into one DuckDB query, in named parts: drug names, dose facts, drug
+    effects, conditions and rules, causes."""
+
+    def __init__(self, rules: RuleSet, details: bool):
         self.rules = rules
+        self.details = details
+        self.effects = list(rules.back_pain_effects)
+
+    # ---- doses: which a selector takes, and why
+    @staticmethod
+    def selector(sel: DoseSelector) -> str:
+        if sel.unrecognised:
+            return "(d.d_generic IS NULL)"
+        parts = []
+        if sel.sact is not None:
+            parts.append(f"d.d_sact = {_lit(sel.sact)}")
+        if sel.neurotoxic is not None:
+            parts.append(f"d.d_neurotoxic = {_lit(sel.neurotoxic)}")
+        if sel.drug_class is not None:
+            parts.append(f"d.d_class = {_lit(sel.drug_class)}")
+        if sel.drugs:
+            parts.append(f"d.d_generic IN ({_names(sel.drugs)})")
+        return "(" + " AND ".join(parts) + ")"
+
+    def matches(self, fact: Fact) -> str:
+        return "(" + " OR ".join(self.selector(s) for s in fact.of) + ")"
+
+    def counted_as(self, name: str, fact: Fact) -> str:
+        whens = " ".join(
+            f"WHEN {self.selector(s)} THEN {_lit(s.counted_as or name)}" for s in fact.of)
+        return f"CASE {whens} END"
+
+    # ---- dose facts
+    def fact(self, i: int, name: str, fact: Fact) -> _FactSQL:
+        """A fact over the patient's doses and courses (see rules/triage_rules.yaml for the four
+        exposures). Days are calendar dates: ``report_day - given_at::DATE``. Doses are answered by
+        an as-of join (the latest qualifying dose, then one date test: exact, and one row per report
+        instead of one per prior dose); courses, a few per patient, by a join."""
+        rs = self.rules
+        bounds = fact.days_before_report
+        lo = int(resolve_value(rs, bounds.min)) + (1 if bounds.min_exclusive else 0)
+        hi = None if bounds.max is None else int(resolve_value(rs, bounds.max))
+        match = self.matches(fact)
+        started = "d.given_at <= n.reported_at"
+        given_days = "(n.report_day - d.given_at::DATE)"
+        within = (lambda days: f"{days} >= {lo}" + ("" if hi is None else f" AND {days} <= {hi}"))
+        ctes: list[str] = []
+        joins: list[str] = []
+        x = f"fx{i}"
+        if fact.exposure == "any":
+            # A dose dated lo..hi days before; or a course started by report - lo and not stopped
+            # before report - hi.
+            bound = "reported_at" if lo == 0 else f"(report_day - {lo - 1})::TIMESTAMP - INTERVAL 1 MICROSECOND"
+            ctes.append(f"{x}_doses AS (SELECT d.kid, d.given_at FROM d WHERE NOT d.is_course AND {match} "
+                        f"GROUP BY d.kid, d.given_at)")
+            ctes.append(f"{x}_bound AS (SELECT rid, kid, {bound} AS b FROM narrow)")
+            ctes.append(f"{x}_dose AS (SELECT n.rid, x.given_at FROM {x}_bound n "
+                        f"ASOF LEFT JOIN {x}_doses x ON x.kid = n.kid AND n.b >= x.given_at)")
+            course_cond = (f"d.is_course AND {match} AND {started} AND d.given_at::DATE <= n.report_day - {lo}"
+                           + ("" if hi is None else
+                              f" AND (d.stopped_at IS NULL OR d.stopped_at::DATE >= n.report_day - {hi})"))
+            ctes.append(f"{x}_course AS (SELECT n.rid, TRUE AS hit FROM narrow n JOIN d ON d.kid = n.kid "
+                        f"WHERE {course_cond} GROUP BY n.rid)")
+            joins += [f"LEFT JOIN {x}_dose ON {x}_dose.rid = c.rid", f"LEFT JOIN {x}_course ON {x}_course.rid = c.rid"]
+            dose_days = f"(c.report_day - {x}_dose.given_at::DATE)"
+            holds = (f"(({x}_dose.given_at IS NOT NULL" + ("" if hi is None else f" AND {dose_days} <= {hi}")
+                     + f") OR {x}_course.hit IS NOT NULL)")
+            qualifies = (f"((NOT d.is_course AND {started} AND {within(given_days)}) OR ({course_cond}))")
+        elif fact.exposure == "first":
+            ctes.append(f"{x}_first AS (SELECT d.kid, min(d.given_at) AS given_at FROM d WHERE {match} GROUP BY d.kid)")
+            joins.append(f"LEFT JOIN {x}_first ON {x}_first.kid = c.kid")
+            days = f"(c.report_day - {x}_first.given_at::DATE)"
+            holds = f"({x}_first.given_at <= c.reported_at AND {within(days)})"
+            qualifies = f"(d.given_at = (SELECT min(f.given_at) FROM {x}_first f WHERE f.kid = n.kid))"
+        elif fact.exposure == "last":
+            # The latest exposure: a dose's date, a stopped course's stop date, or the report's own
+            # date for a course still running at it.
+            ctes.append(f"{x}_doses AS (SELECT d.kid, d.given_at FROM d WHERE NOT d.is_course AND {match} "
+                        f"GROUP BY d.kid, d.given_at)")
+            ctes.append(f"{x}_dose AS (SELECT n.rid, x.given_at FROM narrow n "
+                        f"ASOF LEFT JOIN {x}_doses x ON x.kid = n.kid AND n.reported_at >= x.given_at)")
+            ctes.append(f"{x}_course AS (SELECT n.rid, max(least(coalesce(d.stopped_at::DATE, n.report_day), "
+                        f"n.report_day)) AS last_day FROM narrow n JOIN d ON d.kid = n.kid "
+                        f"WHERE d.is_course AND {match} AND {started} GROUP BY n.rid)")
+            joins += [f"LEFT JOIN {x}_dose ON {x}_dose.rid = c.rid", f"LEFT JOIN {x}_course ON {x}_course.rid = c.rid"]
+            last = f"greatest({x}_dose.given_at::DATE, {x}_course.last_day)"
+            holds = f"({last} IS NOT NULL AND {within(f'(c.report_day - {last})')})"
+            exposure_day = ("CASE WHEN d.is_course THEN least(coalesce(d.stopped_at::DATE, n.report_day), n.report_day)"
+                            " ELSE d.given_at::DATE END")
+            qualifies = (f"({started} AND {exposure_day} = (SELECT max(CASE WHEN d2.is_course THEN "
+                         f"least(coalesce(d2.stopped_at::DATE, n.report_day), n.report_day) ELSE d2.given_at::DATE END) "
+                         f"FROM d d2 WHERE d2.kid = n.kid AND d2.given_at <= n.reported_at AND "
+                         f"{match.replace('d.', 'd2.')}))")
+        else:  # running
+            course_cond = (f"d.is_course AND {match} AND {started} AND (d.stopped_at IS NULL OR "
+                           f"d.stopped_at::DATE >= n.report_day) AND {within(given_days)}")
+            ctes.append(f"{x}_course AS (SELECT n.rid, TRUE AS hit FROM narrow n JOIN d ON d.kid = n.kid "
+                        f"WHERE {course_cond} GROUP BY n.rid)")
+            joins.append(f"LEFT JOIN {x}_course ON {x}_course.rid = c.rid")
+            holds = f"({x}_course.hit IS NOT NULL)"
+            qualifies = f"({course_cond})"
+        evidence = None
+        if self.details:
+            ctes.append(
+                f"{x}_ev AS (SELECT n.rid, list(struct_pack(fact := {_lit(name)}, drug := d.drug, "
+                f"given_at := d.given_at, stopped_at := d.stopped_at, counted_as := {self.counted_as(name, fact)}, "
+                f"days_before := {given_days}::INTEGER) ORDER BY d.given_at, d.seq) AS items "
+                f"FROM narrow n JOIN d ON d.kid = n.kid WHERE {match} AND {started} AND {qualifies} GROUP BY n.rid)")
+            joins.append(f"LEFT JOIN {x}_ev ON {x}_ev.rid = c.rid")
+            evidence = f"CASE WHEN {holds} THEN {x}_ev.items END"
+        return _FactSQL(ctes, joins, holds, evidence)
+
+    # ---- drug effects
+    def effects_sql(self) -> tuple[list[str], list[str]]:
+        """Each dose of a drug with a back-pain effect, spread over the calendar days of its onset
+        window, joined to the reports on (patient, day): the onset day when the duration is known
+        (explained, if the pain has lasted no longer than the effect's usual duration), the report's
+        own day when it is not (possible)."""
+        if not self.effects:
+            return [], []
+        which = "CASE " + " ".join(
+            f"WHEN d.d_generic IN ({_names(e.drugs)}) THEN {j}" for j, e in enumerate(self.effects)) + " END"
+        starts = "[" + ", ".join(str(e.onset_window.start_day) for e in self.effects) + "]"
+        ends = "[" + ", ".join(str(e.onset_window.end_day) for e in self.effects) + "]"
+        spread = f"""eff_doses AS (
+  SELECT kid, drug, given_at, seq, effect, given_at::DATE + unnest(range({starts}[effect + 1], {ends}[effect + 1] + 1))::INTEGER AS day
+  FROM (SELECT d.kid, d.drug, d.given_at, d.seq, {which} AS effect FROM d) WHERE effect IS NOT NULL)"""
+        cols = []
+        for j, e in enumerate(self.effects):
+            fits = f"w.effect = {j}"
+            cols.append(f"bool_or({fits} AND n.duration_days IS NOT NULL AND n.duration_days <= {e.lasts_at_most_days}) AS ex{j}")
+            cols.append(f"bool_or({fits} AND n.duration_days IS NULL) AS po{j}")
+            if self.details:
+                cols.append(f"arg_max(struct_pack(drug := w.drug, given_at := w.given_at), struct_pack(t := w.given_at, "
+                            f"s := -w.seq)) FILTER (WHERE {fits}) AS dose{j}")
+        hits = f"""eff AS (
+  SELECT n.rid, {', '.join(cols)}
+  FROM narrow n JOIN eff_doses w ON w.kid = n.kid AND w.given_at <= n.reported_at
+   AND w.day = CASE WHEN n.duration_days IS NULL THEN n.report_day ELSE n.onset_day END
+  GROUP BY n.rid)"""
+        return [spread, hits], ["LEFT JOIN eff ON eff.rid = c.rid"]
+
+    def effect_status(self, j: int, status: str) -> str:
+        return {"explained": f"x_ex{j}", "possible": f"x_po{j}", "any": f"(x_ex{j} OR x_po{j})"}[status]
+
+    def effects_matching(self, sel: EffectSelector) -> list[int]:
+        return [j for j, e in enumerate(self.effects)
+                if sel.lowers_moderate_pain is None or e.lowers_moderate_pain == sel.lowers_moderate_pain]
 
     # ---- conditions -> SQL boolean expressions (never NULL)
     def cond(self, c: Any) -> str:
         rs = self.rules
         if isinstance(c, str):
-            if c in rs.facts or c == "explained_by_drug_window":
-                return f"f_{c}"
-            return f"coalesce({c}, FALSE)"
+            return f"f_{c}" if c in rs.facts else f"coalesce({c}, FALSE)"
         if isinstance(c, AnyCond):
             return "(" + " OR ".join(self.cond(x) for x in c.any) + ")"
         if isinstance(c, AllCond):
             return "(" + " AND ".join(self.cond(x) for x in c.all) + ")"
         if isinstance(c, NotCond):
             return f"(NOT {self.cond(c.not_)})"
+        if isinstance(c, UnknownCond):
+            return f"({c.unknown} IS NULL)"
+        if isinstance(c, DrugEffectCond):
+            parts = [self.effect_status(j, c.drug_effect.status) for j in self.effects_matching(c.drug_effect)]
+            return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
         if isinstance(c, FieldCond):
             return f"coalesce({self.field(c)}, FALSE)"
         if isinstance(c, RulesFiredCond):
@@ -116,199 +278,130 @@ class _Compiler:
         if c.op == "between":
             return f"({col} BETWEEN {_lit(value[0])} AND {_lit(value[1])})"
         if c.op == "in":
-            return f"({col} IN ({', '.join(_lit(v) for v in value)}))"
-        if c.op == "contains_any":
-            norm = f"replace(lower({col}), '_', ' ')"
-            return "(" + " OR ".join(f"contains({norm}, {_lit(v)})" for v in value) + ")"
+            return f"({col} IN ({_names(value)}))"
         op = "=" if c.op == "==" else c.op
         return f"({col} {op} {_lit(value)})"
 
-    # ---- dose facts and effect windows
-    def selector(self, name: str) -> str:
-        """Which doses a fact looks at (over the resolved dose columns)."""
-        sel = self.rules.facts[name].doses
-        parts = []
-        if sel.sact is not None:
-            parts.append(f"d_sact = {_lit(sel.sact)}")
-        if sel.neurotoxic is not None:
-            parts.append(f"d_neurotoxic = {_lit(sel.neurotoxic)}")
-        if sel.drug_class is not None:
-            parts.append(f"d_class = {_lit(sel.drug_class)}")
-        if sel.drugs:
-            parts.append(f"d_generic IN ({', '.join(_lit(d) for d in sel.drugs)})")
-        return " AND ".join(parts)
+    # ---- causes
+    def cause_items(self) -> list[tuple[str, str, int]]:
+        """(condition, cause, tier rank) of everything that names a cause, in the order of the
+        rules (highest tier first), then the drug effects (rank 0: they set no tier of their own)."""
+        rs = self.rules
+        items: list[tuple[str, str, int]] = []
+        for r in rs.rules:
+            rank = rs.tier_rank[r.tier]
+            if r.cause:
+                items.append((f"r_{r.id}", r.cause, rank))
+            elif r.causes_from_drug_effects is not None:
+                sel = r.causes_from_drug_effects
+                for j in self.effects_matching(sel):
+                    items.append((f"(r_{r.id} AND {self.effect_status(j, sel.status)})", self.effects[j].cause, rank))
+        for j, e in enumerate(self.effects):
+            items.append((self.effect_status(j, "any"), e.cause, 0))
+        return items
 
-    def sql(self, cases: str, doses: str, details: bool) -> str:
-        """The whole triage query.
+    def cause_lists(self) -> tuple[str, str]:
+        """SQL for (leading causes, suspected causes): the leading ones are the causes of the rules
+        that reached the tier; the suspected list puts them first, then the rest by tier."""
+        items = self.cause_items()
+        leading, suspected = [], []
+        for code in dict.fromkeys(cause for _, cause, _ in items):
+            mine = [(k, cond, rank) for k, (cond, cause, rank) in enumerate(items) if cause == code]
+            lead_pos = "least(" + ", ".join(
+                f"CASE WHEN {cond} AND {rank} = tier_rank THEN {k} END" for k, cond, rank in mine) + ")"
+            any_pos = "least(" + ", ".join(f"CASE WHEN {cond} THEN {k} END" for k, cond, _ in mine) + ")"
+            leading.append(f"CASE WHEN {lead_pos} IS NOT NULL THEN struct_pack(p := {lead_pos}, c := {_lit(code)}) END")
+            suspected.append(f"CASE WHEN {any_pos} IS NOT NULL THEN struct_pack(p := coalesce({lead_pos}, "
+                             f"{len(items)} + {any_pos}), c := {_lit(code)}) END")
 
-        Dose facts with an upper bound ("SACT in the last 42 days") are answered by an ASOF join:
-        the latest qualifying dose at or before a bound computed from the report, then one date
-        test on it. That is exact (if the latest dose that could qualify does not, no earlier one
-        does) and touches each report once per fact instead of once per prior dose. Facts with only
-        a lower bound ("ever given, at least 14 days ago") need the patient's first such dose.
-        The back-pain windows, a few days long, are answered by spreading each dose over the days
-        its window covers and joining reports to doses on (patient, onset day).
+        def ordered(entries: list[str]) -> str:
+            if not entries:
+                return "[]::VARCHAR[]"
+            return (f"list_transform(list_sort(list_filter([{', '.join(entries)}], lambda x: x IS NOT NULL)), "
+                    f"lambda x: x.c)")
 
-        With ``details``, the result also says which dose explains the pain (``links``) and which
-        dose each fact rests on (``evidence``); batch re-triage leaves them out.
-        """
+        return ordered(leading), ordered(suspected)
+
+    # ---- the whole query
+    def sql(self, cases: str, doses: str) -> str:
+        """The triage query: one row per case with tier, rules fired, leading and suspected causes
+        and unrecognised drugs; with ``details``, also the drug effects and the exposures behind
+        each fact (batch re-triage leaves them out)."""
         rs = self.rules
         drug_rows = ",\n    ".join(
-            f"({_lit(key)}, {_lit(info.generic)}, {_lit(info.drug_class)}, {_lit(info.sact)}, {_lit(info.neurotoxic)})"
-            for key, info in sorted(rs.drug_lookup.items())
+            f"({_lit(key)}, {_lit(i.generic)}, {_lit(i.drug_class)}, {_lit(i.sact)}, {_lit(i.neurotoxic)}, "
+            f"{_lit(i.continuous)})"
+            for key, i in sorted(rs.drug_lookup.items())
         )
-        ctes, bounds, joins, fact_cols, evidence = [], [], [], [], []
-        asof_cols, asof_joins = [], []
-
-        def as_of(bound: str, where: str) -> tuple[str, str]:
-            """Register an as-of lookup; return SQL for the found dose's (drug, given_at)."""
-            k = len(asof_joins)
-            bounds.append(f"{bound} AS b{k}")
-            # One row per patient and minute (the first drug by order given), so ties are decided
-            # the same way every run.
-            ctes.append(f"x{k} AS (SELECT kid, given_at, first(drug ORDER BY seq) AS drug FROM d "
-                        f"WHERE given_at IS NOT NULL AND {where} GROUP BY kid, given_at)")
-            asof_joins.append(f"ASOF LEFT JOIN x{k} ON x{k}.kid = n.kid AND n.b{k} >= x{k}.given_at")
-            asof_cols.append(f"x{k}.drug AS x{k}_drug, x{k}.given_at AS x{k}_at")
-            return f"a.x{k}_drug", f"a.x{k}_at"
-
+        cancer_rows = ",\n    ".join(f"({_lit(k)}, {_lit(v)})" for k, v in sorted(rs.cancer_lookup.items()))
+        ctes: list[str] = []
+        joins: list[str] = []
+        fact_cols: list[str] = []
+        evidence: list[str] = []
         for i, (name, fact) in enumerate(rs.facts.items()):
-            lo = fact.days_before_report.min
-            hi = fact.days_before_report.max
-            lo = int(resolve_value(rs, lo)) if lo is not None else 0
-            if hi is None:
-                # "Ever given, at least `lo` days before": the patient's first qualifying dose says it.
-                ctes.append(
-                    f"fd{i} AS (SELECT kid, min(given_at) AS given_at, first(drug ORDER BY given_at, seq) AS drug "
-                    f"FROM d WHERE given_at IS NOT NULL AND {self.selector(name)} GROUP BY kid)"
-                )
-                joins.append(f"LEFT JOIN fd{i} ON fd{i}.kid = c.kid")
-                drug, at = f"fd{i}.drug", f"fd{i}.given_at"
-                days = f"date_diff('day', {at}::DATE, c.reported_at::DATE)"
-                dated = f"({at} IS NOT NULL AND {at} <= c.reported_at AND {days} >= {lo})"
-            else:
-                # "Given between `lo` and `hi` days before": the latest dose on or before the
-                # report's day minus `lo` says it.
-                bound = "reported_at" if lo == 0 else f"(reported_at::DATE - {lo - 1})::TIMESTAMP - INTERVAL 1 MICROSECOND"
-                drug, at = as_of(bound, self.selector(name))
-                days = f"date_diff('day', {at}::DATE, c.reported_at::DATE)"
-                dated = f"({at} IS NOT NULL AND {days} <= {int(resolve_value(rs, hi))})"
-            if fact.unknown_date == "counts":
-                ctes.append(
-                    f"fu{i} AS (SELECT DISTINCT kid FROM d WHERE given_at IS NULL AND {self.selector(name)})"
-                )
-                joins.append(f"LEFT JOIN fu{i} ON fu{i}.kid = c.kid")
-                fact_cols.append(f"({dated} OR fu{i}.kid IS NOT NULL) AS f_{name}")
-            else:
-                fact_cols.append(f"{dated} AS f_{name}")
-            evidence.append(
-                f"CASE WHEN {dated} THEN struct_pack(fact := {_lit(name)}, drug := {drug}, "
-                f"given_at := {at}, days_before := {days}) END"
-            )
-
-        # Back-pain windows. A dose explains the pain when the onset lies from start_day to
-        # end_day days after it, in real time (a window "0-7" closes 7 x 24 hours after the dose:
-        # explaining pain away lowers a tier, so the window is read strictly). Bounded windows: each
-        # dose spread over the calendar days its window touches, joined to the reports on (patient,
-        # onset day), then the exact test; the latest dose (then the first given) explains.
-        # Open-ended windows: as-of.
-        windows = [e for e in rs.effects if e.explains_back_pain]
-        bounded = [(j, e) for j, e in enumerate(windows) if e.window.end_day is not None]
-        explained: dict[str, list[str]] = {}  # cause -> SQL booleans "a window of this cause explains it"
-        links: list[str] = []
-        if bounded:
-            # (A CASE rather than a join to a VALUES list: grouping on columns that come from a
-            # joined VALUES list trips an internal error in DuckDB 2.0.0.)
-            effect_of = "CASE " + " ".join(
-                f"WHEN d_generic IN ({', '.join(_lit(g) for g in e.drugs)}) THEN struct_pack(effect := {j}, "
-                f"cause := {_lit(e.cause)}, start_day := {e.window.start_day}, end_day := {e.window.end_day})"
-                for j, e in bounded
-            ) + " END"
-            ctes.append(f"""wx AS (
-  SELECT kid, drug, given_at, seq, w.effect, w.cause, w.start_day, w.end_day,
-         unnest(range(w.start_day, w.end_day + 2)) AS day
-  FROM (SELECT kid, drug, given_at, seq, {effect_of} AS w FROM d WHERE given_at IS NOT NULL)
-  WHERE w IS NOT NULL)""")
-            hits = ",\n         ".join(
-                f"bool_or(w.effect = {j}) AS w{j}" + (
-                    f", arg_max(struct_pack(drug := w.drug, given_at := w.given_at, day := w.day::INTEGER), "
-                    f"struct_pack(t := w.given_at, s := -w.seq)) FILTER (WHERE w.effect = {j}) AS h{j}"
-                    if details else "")
-                for j, _ in bounded
-            )
-            # One row per report with a hit: for each window, whether a dose covers the onset day and
-            # (with details) the latest such dose, the first given at that minute.
-            ctes.append(f"""wm AS (
-  SELECT n.rid,
-         {hits}
-  FROM narrow n JOIN wx w ON w.kid = n.kid AND w.given_at::DATE + w.day::INTEGER = n.onset_day
-                          AND w.given_at <= n.reported_at
-                          AND n.onset_at >= w.given_at + to_days(w.start_day)
-                          AND n.onset_at <= w.given_at + to_days(w.end_day)
-  GROUP BY n.rid)""")
-            joins.append("LEFT JOIN wm ON wm.rid = c.rid")
-            for j, e in bounded:
-                explained.setdefault(e.cause, []).append(f"coalesce(wm.w{j}, FALSE)")
-                if details:
-                    links.append(_link(f"wm.w{j}", e, f"wm.h{j}.drug", f"wm.h{j}.given_at", f"wm.h{j}.day"))
-        for j, e in enumerate(windows):
-            if e.window.end_day is not None:
-                continue
-            drug, at = as_of(
-                f"least(reported_at, onset_at - to_days({e.window.start_day}))",
-                f"d_generic IN ({', '.join(_lit(g) for g in e.drugs)})",
-            )
-            day = f"date_diff('day', {at}::DATE, c.onset_at::DATE)"
-            explained.setdefault(e.cause, []).append(f"({at} IS NOT NULL)")
-            if details:
-                links.append(_link(f"{at} IS NOT NULL", e, drug, at, f"{day}::INTEGER"))
-        if asof_joins:
-            ctes.append(f"asof_found AS (SELECT n.rid, {', '.join(asof_cols)} FROM narrow n {' '.join(asof_joins)})")
-            joins.insert(0, "LEFT JOIN asof_found a ON a.rid = c.rid")
-        explained_cols = "".join(f"({' OR '.join(conds)}) AS x_{cause},\n    " for cause, conds in explained.items())
-        any_explained = " OR ".join(f"x_{cause}" for cause in explained) or "FALSE"
-        detail_cols = ""
-        if details:
-            links_sql = f"list_filter([{', '.join(links)}], lambda x: x IS NOT NULL)" if links else "[]"
-            detail_cols = (f"{links_sql} AS links,\n    "
-                           f"list_filter([{', '.join(evidence)}], lambda x: x IS NOT NULL) AS evidence,\n    ")
+            part = self.fact(i, name, fact)
+            ctes += part.ctes
+            joins += part.joins
+            fact_cols.append(f"{part.holds} AS f_{name}")
+            if part.evidence:
+                evidence.append(part.evidence)
+        eff_ctes, eff_joins = self.effects_sql()
+        ctes += eff_ctes
+        joins += eff_joins
+        for j in range(len(self.effects)):
+            fact_cols += [f"coalesce(eff.ex{j}, FALSE) AS x_ex{j}", f"coalesce(eff.po{j}, FALSE) AS x_po{j}"]
         # Aliases (f_*, r_*) differ from every column of the joined relations, so that a later
         # expression in the same SELECT reads the alias, never a column of an outer join.
         rule_cols = ",\n    ".join(f"coalesce({self.cond(r.when)}, FALSE) AS r_{r.id}" for r in rule_order(rs))
         rank = "greatest(" + ", ".join(
-            f"CASE WHEN r_{r.id} THEN {rs.tier_rank[r.tier]} ELSE 0 END" for r in rs.rules
-        ) + ")"
+            f"CASE WHEN r_{r.id} THEN {rs.tier_rank[r.tier]} ELSE 0 END" for r in rs.rules) + ")"
         tier_case = "CASE tier_rank " + " ".join(f"WHEN {rs.tier_rank[t]} THEN {_lit(t)}" for t in rs.tier_ids) + " END"
         rule_ids = "[" + ", ".join(f"CASE WHEN r_{r.id} THEN {_lit(r.id)} END" for r in rs.rules) + "]"
-        cause_items = []
-        for code in rs.cause_codes:
-            conds = [f"r_{r.id}" for r in rs.rules if r.cause == code] + ([f"x_{code}"] if code in explained else [])
-            if conds:  # a cause nothing can suggest is never listed
-                cause_items.append(f"CASE WHEN {' OR '.join(conds)} THEN {_lit(code)} END")
-        causes = "[" + ", ".join(cause_items) + "]"
+        leading, suspected = self.cause_lists()
+        detail_cols = detail_out = ""
+        if self.details:
+            effects = []
+            for j, e in enumerate(self.effects):
+                status = (f"CASE WHEN {self.effect_status(j, 'explained')} THEN 'explained' "
+                          f"WHEN {self.effect_status(j, 'possible')} THEN 'possible' END")
+                effects.append(f"CASE WHEN {self.effect_status(j, 'any')} THEN struct_pack(cause := {_lit(e.cause)}, "
+                               f"drug := eff.dose{j}.drug, given_at := eff.dose{j}.given_at, status := {status}, "
+                               f"lowers := {_lit(e.lowers_moderate_pain)}) END")
+            effects_sql = f"list_filter([{', '.join(effects)}], lambda x: x IS NOT NULL)" if effects else "[]"
+            evidence_sql = (f"flatten(list_filter([{', '.join(evidence)}], lambda x: x IS NOT NULL))"
+                            if evidence else "[]")
+            detail_cols = f"{effects_sql} AS drug_effects,\n    {evidence_sql} AS evidence,\n    "
+            detail_out = "drug_effects, evidence, "
         drug_key = DRUG_NAME_SQL.format(col="d.drug")
-        narrow_cols = "".join(", " + b.split(" AS ")[-1] for b in bounds)
         sep = ",\n"
         return f"""
 WITH
-drug_names(name_key, d_generic, d_class, d_sact, d_neurotoxic) AS (VALUES
+drug_names(name_key, d_generic, d_class, d_sact, d_neurotoxic, d_continuous) AS (VALUES
     {drug_rows}),
+-- Cancer types as codes (a stored "Multiple myeloma" is myeloma), matched like drug names.
+cancer_names(name_key, code) AS (VALUES
+    {cancer_rows}),
 src AS (
-  SELECT *, reported_at - to_days(coalesce(duration_days, 0)) AS onset_at FROM {cases} AS src_cases
+  SELECT * REPLACE (coalesce(cn.code, src_cases.cancer_type) AS cancer_type), reported_at::DATE AS report_day
+  FROM {cases} AS src_cases
+  LEFT JOIN cancer_names cn ON cn.name_key = {DRUG_NAME_SQL.format(col="src_cases.cancer_type")}
 ),
 -- Integer keys make the joins' sorts and hashes cheap.
 keys AS (SELECT dose_key, row_number() OVER () AS kid FROM (SELECT DISTINCT dose_key FROM src)),
-dose_rows AS (SELECT * FROM {doses} AS d WHERE d.drug IS NOT NULL),
+dose_rows AS (SELECT * FROM {doses} AS d WHERE d.drug IS NOT NULL AND d.given_at IS NOT NULL),
 -- Each distinct name is resolved once (a few hundred), not each of a million doses.
 names AS (
   SELECT d.drug, coalesce(n.d_generic, b.d_generic) AS d_generic, coalesce(n.d_class, b.d_class) AS d_class,
-         coalesce(n.d_sact, b.d_sact) AS d_sact, coalesce(n.d_neurotoxic, b.d_neurotoxic) AS d_neurotoxic
+         coalesce(n.d_sact, b.d_sact) AS d_sact, coalesce(n.d_neurotoxic, b.d_neurotoxic) AS d_neurotoxic,
+         coalesce(n.d_continuous, b.d_continuous) AS d_continuous
   FROM (SELECT drug, {drug_key} AS name_key FROM (SELECT DISTINCT drug FROM dose_rows) AS d) AS d
   LEFT JOIN drug_names n ON n.name_key = d.name_key
   LEFT JOIN drug_names b ON b.name_key = regexp_replace(d.name_key, '{BIOSIMILAR_SUFFIX}', '')
 ),
+-- A course: a drug taken continuously, or an unrecognised drug with a stop date; else a dose.
 d AS (
-  SELECT d.dose_key, keys.kid, d.drug, d.given_at, d.seq, n.d_generic, n.d_class, n.d_sact, n.d_neurotoxic
+  SELECT d.dose_key, keys.kid, d.drug, d.given_at, d.stopped_at, d.seq, n.d_generic, n.d_class, n.d_sact,
+         n.d_neurotoxic, (coalesce(n.d_continuous, FALSE) OR (n.d_generic IS NULL AND d.stopped_at IS NOT NULL)) AS is_course
   FROM dose_rows AS d
   JOIN keys ON keys.dose_key = d.dose_key
   JOIN names n ON n.drug = d.drug
@@ -318,17 +411,14 @@ unknown AS (
   FROM (SELECT dose_key, drug, min(seq) AS first_seq FROM d WHERE d_generic IS NULL GROUP BY dose_key, drug)
   GROUP BY dose_key
 ),
-c AS (
-  SELECT src.*, keys.kid, row_number() OVER () AS rid{"".join(", " + b for b in bounds)}
-  FROM src JOIN keys ON keys.dose_key = src.dose_key
-),
--- The as-of and window joins read only these narrow rows, then join back on the row id.
-narrow AS (SELECT rid, kid, reported_at, onset_at, onset_at::DATE AS onset_day{narrow_cols} FROM c),
-{sep.join(ctes)},
+c AS (SELECT src.*, keys.kid, row_number() OVER () AS rid FROM src JOIN keys ON keys.dose_key = src.dose_key),
+-- The fact and effect joins read only these narrow rows, then join back on the row id.
+narrow AS (SELECT rid, kid, reported_at, report_day, duration_days,
+                  report_day - coalesce(duration_days, 0) AS onset_day FROM c),
+{sep.join(ctes) + "," if ctes else ""}
 evaluated AS (
   SELECT c.case_id, c.report_id, c.reported_at,
-    {(","+chr(10)+"    ").join(fact_cols)},
-    {explained_cols}({any_explained}) AS f_explained_by_drug_window,
+    {(","+chr(10)+"    ").join(fact_cols) + "," if fact_cols else ""}
     {detail_cols}coalesce(u.unrecognised_drugs, []::VARCHAR[]) AS unrecognised_drugs,
     {rule_cols},
     {rank} AS tier_rank
@@ -339,15 +429,16 @@ evaluated AS (
 SELECT case_id, report_id, reported_at,
   {tier_case} AS tier,
   list_filter({rule_ids}, lambda x: x IS NOT NULL) AS rule_ids,
-  list_filter({causes}, lambda x: x IS NOT NULL) AS causes,
-  {"links, evidence, " if details else ""}unrecognised_drugs
+  {leading} AS leading_causes,
+  {suspected} AS causes,
+  {detail_out}unrecognised_drugs
 FROM evaluated
 """
 
 
 @lru_cache(maxsize=16)
 def _compiled(rules: RuleSet, cases: str, doses: str, details: bool) -> str:
-    return _Compiler(rules).sql(cases, doses, details)
+    return _Compiler(rules, details).sql(cases, doses)
 
 
 def triage_sql(rules: RuleSet, cases: str, doses: str, *, details: bool = True) -> str:
@@ -365,13 +456,21 @@ class Outcome:
     report_id: str
     tier: str
     rule_ids: list[str]
-    causes: list[str]
+    leading_causes: list[str]
+    causes: list[str]  # every suspected cause: the leading ones first, then by tier
     respond_within_minutes: int
     guidance: Guidance
     unrecognised_drugs: list[str]
     rules_version: str
-    links: list[dict[str, Any]] = field(default_factory=list)
+    drug_effects: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def recent_sact(self) -> dict[str, Any]:
+        """Whether SACT was recent, and the doses or courses that made it so."""
+        because = [{"drug": e["drug"], "given_at": _iso(e["given_at"]), "counted_as": e["counted_as"]}
+                   for e in self.evidence if e["fact"] == RECENT_SACT]
+        return {"recent": bool(because), "because": because}
 
     def contract(self) -> dict[str, Any]:
         """The output line of the triage contract, keys in the contract's order."""
@@ -379,14 +478,26 @@ class Outcome:
             "report_id": self.report_id,
             "tier": self.tier,
             "rule_ids": self.rule_ids,
+            "leading_causes": self.leading_causes,
             "suspected_causes": self.causes,
+            "drug_effects": [{"cause": e["cause"], "drug": e["drug"], "given_at": _iso(e["given_at"]),
+                              "status": e["status"]} for e in self.drug_effects],
+            "recent_sact": self.recent_sact,
             "respond_within_minutes": self.respond_within_minutes,
-            "imaging": self.guidance.imaging,
-            "referral": self.guidance.referral,
+            "imaging": self.guidance.imaging_text,
+            "referral": self.guidance.referral_text,
             "advice": self.guidance.advice,
             "unrecognised_drugs": self.unrecognised_drugs,
             "rules_version": self.rules_version,
         }
+
+
+# The fact the contract's `recent_sact` reports (rules.py requires the rules to define it).
+RECENT_SACT = "recent_sact"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def cases_table(cases: Iterable[TriageCase]) -> tuple[pa.Table, pa.Table]:
@@ -407,14 +518,64 @@ def cases_table(cases: Iterable[TriageCase]) -> tuple[pa.Table, pa.Table]:
             doses["dose_key"].append(key)
             doses["drug"].append(med.drug)
             doses["given_at"].append(med.given_at)
+            doses["stopped_at"].append(med.stopped_at)
             doses["seq"].append(j)
     return pa.Table.from_pydict(rows, schema=CASE_SCHEMA), pa.Table.from_pydict(doses, schema=DOSE_SCHEMA)
 
 
+def check_case(rules: RuleSet, case: TriageCase) -> TriageCase:
+    """What the contract asks of a case that only the rules can answer: the cancer type is a code of
+    rules/ (or its synonym), and a known drug that is not taken continuously has no stop date.
+    Returns the case with its cancer type as the code; raises InputError naming the field."""
+    problems: list[tuple[str, str]] = []
+    code = rules.resolve_cancer_type(case.patient.cancer_type)
+    if code is None:
+        problems.append(("patient.cancer_type", f"unknown cancer type {case.patient.cancer_type!r} "
+                         f"(one of {', '.join(rules.cancer_types)})"))
+    for i, med in enumerate(case.medications):
+        info = rules.resolve_drug(med.drug)
+        if med.stopped_at is not None and info is not None and not info.continuous:
+            problems.append((f"medications[{i}].stopped_at", f"{med.drug!r} is given as doses, not taken "
+                             "continuously: a dose has no stopped_at"))
+    if problems:
+        raise InputError(problems)
+    if code == case.patient.cancer_type:
+        return case
+    return case.model_copy(update={"patient": case.patient.model_copy(update={"cancer_type": code})})
+
+
+def validate_records(rules: RuleSet, records: list[Any]) -> list[TriageCase]:
+    """Validate contract records (dicts) against the contract and the rules; raise InputError with
+    every problem, each field prefixed by the record's line number (1-based)."""
+    problems: list[tuple[str, str]] = []
+    cases: list[TriageCase] = []
+    seen: dict[str, int] = {}
+    for n, record in enumerate(records, start=1):
+        try:
+            case = check_case(rules, validate_case(record))
+        except InputError as exc:
+            problems += [(f"line {n}: {f}" if f else f"line {n}", m) for f, m in exc.problems]
+            continue
+        if case.report_id in seen:
+            problems.append((f"line {n}: report_id", f"{case.report_id!r} already used on line {seen[case.report_id]}"))
+            continue
+        seen[case.report_id] = n
+        cases.append(case)
+    if problems:
+        raise InputError(problems)
+    return cases
+
+
+def triage_records(rules: RuleSet, records: list[Any]) -> list[dict[str, Any]]:
+    """The triage contract as a function: records in, output lines out (in input order)."""
+    return [o.contract() for o in triage_cases(rules, validate_records(rules, records))]
+
+
 def triage_cases(rules: RuleSet, cases: list[TriageCase]) -> list[Outcome]:
-    """Triage a batch of contract cases, in input order."""
+    """Triage a batch of validated contract cases, in input order."""
     if not cases:
         return []
+    cases = [check_case(rules, c) for c in cases]
     case_tbl, dose_tbl = cases_table(cases)
     con = duckdb.connect(":memory:", config={"threads": 2})
     try:
@@ -431,18 +592,21 @@ def triage_cases(rules: RuleSet, cases: list[TriageCase]) -> list[Outcome]:
 
 def outcome_from_row(rules: RuleSet, row: dict[str, Any]) -> Outcome:
     tier = row["tier"]
+    rule_ids = list(row["rule_ids"])
+    leading = list(row["leading_causes"])
     causes = list(row["causes"])
     unrecognised = list(row["unrecognised_drugs"] or [])
     return Outcome(
         report_id=row["report_id"],
         tier=tier,
-        rule_ids=list(row["rule_ids"]),
+        rule_ids=rule_ids,
+        leading_causes=leading,
         causes=causes,
         respond_within_minutes=rules.respond_within_minutes(tier),
-        guidance=guidance_for(rules, tier, tuple(causes), tuple(unrecognised)),
+        guidance=guidance_for(rules, tier, tuple(rule_ids), tuple(leading), tuple(causes), tuple(unrecognised)),
         unrecognised_drugs=unrecognised,
         rules_version=rules.version,
-        links=[dict(x) for x in row.get("links") or []],
+        drug_effects=[dict(x) for x in row.get("drug_effects") or []],
         evidence=[dict(x) for x in row.get("evidence") or []],
     )
 
