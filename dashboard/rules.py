@@ -455,14 +455,14 @@ def _validate(model: type[BaseModel], data: Any, file: str) -> Any:
 
 
 def normalise_drug_name(name: str) -> str:
-    """Case, spaces, hyphens and underscores do not matter in drug names."""
-    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
+    """Case, spaces, hyphens and underscores do not matter in drug (and cancer-type) names."""
+    return re.sub(r"[\s_\-]+", "", name.strip().lower())
 
 
-DRUG_NAME_SQL = r"regexp_replace(lower(trim({col})), '[\s_\-]+', ' ', 'g')"
+DRUG_NAME_SQL = r"regexp_replace(lower(trim({col})), '[\s_\-]+', '', 'g')"
 # A US biosimilar's name is the generic with a four-letter suffix (pegfilgrastim-jmdb,
 # trastuzumab-dkst): a name not found as written is looked up without it.
-BIOSIMILAR_SUFFIX = r" [a-z]{4}$"
+BIOSIMILAR_SUFFIX = r"-[a-z]{4}$"  # on the trimmed, lower-case name: joined by a hyphen, nothing else
 
 
 @dataclass(frozen=True)
@@ -574,7 +574,10 @@ class RuleSet:
     def resolve_drug(self, name: str) -> DrugInfo | None:
         """The drug a name means: as written, or without a US biosimilar's four-letter suffix."""
         key = normalise_drug_name(name)
-        return self.drug_lookup.get(key) or self.drug_lookup.get(re.sub(BIOSIMILAR_SUFFIX, "", key))
+        if key in self.drug_lookup:
+            return self.drug_lookup[key]
+        base = re.sub(BIOSIMILAR_SUFFIX, "", name.strip().lower())
+        return self.drug_lookup.get(normalise_drug_name(base)) if base != name.strip().lower() else None
 
     def effects_for(self, generic: str) -> list[Effect]:
         return [e for e in self.effects if generic in e.drugs]

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from dashboard.guidance import Guidance, guidance_for
-from dashboard.models import PATIENT_FLAGS, REPORT_FLAGS, InputError, ReportIn, TriageCase, errors_of, validate_case
+from dashboard.models import PATIENT_FLAGS, REPORT_FLAGS, InputError, ReportIn, TriageCase, validate_case
 from dashboard.rules import (
     BIOSIMILAR_SUFFIX,
     DRUG_NAME_SQL,
@@ -396,7 +396,8 @@ names AS (
          coalesce(n.d_continuous, b.d_continuous) AS d_continuous
   FROM (SELECT drug, {drug_key} AS name_key FROM (SELECT DISTINCT drug FROM dose_rows) AS d) AS d
   LEFT JOIN drug_names n ON n.name_key = d.name_key
-  LEFT JOIN drug_names b ON b.name_key = regexp_replace(d.name_key, '{BIOSIMILAR_SUFFIX}', '')
+  LEFT JOIN drug_names b ON regexp_matches(lower(trim(d.drug)), '{BIOSIMILAR_SUFFIX}')
+   AND b.name_key = {DRUG_NAME_SQL.format(col=f"regexp_replace(lower(trim(d.drug)), '{BIOSIMILAR_SUFFIX}', '')")}
 ),
 -- A course: a drug taken continuously, or an unrecognised drug with a stop date; else a dose.
 d AS (
