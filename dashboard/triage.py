@@ -103,6 +103,8 @@ class _Compiler:
         self.rules = rules
         self.details = details
         self.effects = list(rules.back_pain_effects)
+        # The facts' tests over courses, answered together by one join of reports to courses.
+        self.course_aggs: list[str] = []
 
     # ---- doses: which a selector takes, and why
     @staticmethod
@@ -157,12 +159,11 @@ class _Compiler:
             course_cond = (f"d.is_course AND {match} AND {started} AND d.given_at::DATE <= n.report_day - {lo}"
                            + ("" if hi is None else
                               f" AND (d.stopped_at IS NULL OR d.stopped_at::DATE >= n.report_day - {hi})"))
-            ctes.append(f"{x}_course AS (SELECT n.rid, TRUE AS hit FROM narrow n JOIN d ON d.kid = n.kid "
-                        f"WHERE {course_cond} GROUP BY n.rid)")
-            joins += [f"LEFT JOIN {x}_dose ON {x}_dose.rid = c.rid", f"LEFT JOIN {x}_course ON {x}_course.rid = c.rid"]
+            self.course_aggs.append(f"bool_or({course_cond}) AS {x}_hit")
+            joins.append(f"LEFT JOIN {x}_dose ON {x}_dose.rid = c.rid")
             dose_days = f"(c.report_day - {x}_dose.given_at::DATE)"
             holds = (f"(({x}_dose.given_at IS NOT NULL" + ("" if hi is None else f" AND {dose_days} <= {hi}")
-                     + f") OR {x}_course.hit IS NOT NULL)")
+                     + f") OR coalesce(courses.{x}_hit, FALSE))")
             qualifies = (f"((NOT d.is_course AND {started} AND {within(given_days)}) OR ({course_cond}))")
         elif fact.exposure == "first":
             ctes.append(f"{x}_first AS (SELECT d.kid, min(d.given_at) AS given_at FROM d WHERE {match} GROUP BY d.kid)")
@@ -177,11 +178,10 @@ class _Compiler:
                         f"GROUP BY d.kid, d.given_at)")
             ctes.append(f"{x}_dose AS (SELECT n.rid, x.given_at FROM narrow n "
                         f"ASOF LEFT JOIN {x}_doses x ON x.kid = n.kid AND n.reported_at >= x.given_at)")
-            ctes.append(f"{x}_course AS (SELECT n.rid, max(least(coalesce(d.stopped_at::DATE, n.report_day), "
-                        f"n.report_day)) AS last_day FROM narrow n JOIN d ON d.kid = n.kid "
-                        f"WHERE d.is_course AND {match} AND {started} GROUP BY n.rid)")
-            joins += [f"LEFT JOIN {x}_dose ON {x}_dose.rid = c.rid", f"LEFT JOIN {x}_course ON {x}_course.rid = c.rid"]
-            last = f"greatest({x}_dose.given_at::DATE, {x}_course.last_day)"
+            self.course_aggs.append(f"max(CASE WHEN {match} THEN least(coalesce(d.stopped_at::DATE, n.report_day), "
+                                    f"n.report_day) END) AS {x}_last")
+            joins.append(f"LEFT JOIN {x}_dose ON {x}_dose.rid = c.rid")
+            last = f"greatest({x}_dose.given_at::DATE, courses.{x}_last)"
             holds = f"({last} IS NOT NULL AND {within(f'(c.report_day - {last})')})"
             exposure_day = ("CASE WHEN d.is_course THEN least(coalesce(d.stopped_at::DATE, n.report_day), n.report_day)"
                             " ELSE d.given_at::DATE END")
@@ -192,10 +192,8 @@ class _Compiler:
         else:  # running
             course_cond = (f"d.is_course AND {match} AND {started} AND (d.stopped_at IS NULL OR "
                            f"d.stopped_at::DATE >= n.report_day) AND {within(given_days)}")
-            ctes.append(f"{x}_course AS (SELECT n.rid, TRUE AS hit FROM narrow n JOIN d ON d.kid = n.kid "
-                        f"WHERE {course_cond} GROUP BY n.rid)")
-            joins.append(f"LEFT JOIN {x}_course ON {x}_course.rid = c.rid")
-            holds = f"({x}_course.hit IS NOT NULL)"
+            self.course_aggs.append(f"bool_or({course_cond}) AS {x}_hit")
+            holds = f"coalesce(courses.{x}_hit, FALSE)"
             qualifies = f"({course_cond})"
         evidence = None
         if self.details:
@@ -345,6 +343,10 @@ class _Compiler:
             fact_cols.append(f"{part.holds} AS f_{name}")
             if part.evidence:
                 evidence.append(part.evidence)
+        if self.course_aggs:
+            ctes.append(f"courses AS (SELECT n.rid, {', '.join(self.course_aggs)} FROM narrow n JOIN d "
+                        f"ON d.kid = n.kid AND d.is_course AND d.given_at <= n.reported_at GROUP BY n.rid)")
+            joins.append("LEFT JOIN courses ON courses.rid = c.rid")
         eff_ctes, eff_joins = self.effects_sql()
         ctes += eff_ctes
         joins += eff_joins
