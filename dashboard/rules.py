@@ -763,6 +763,8 @@ def _check(rs: RuleSet) -> None:
     for i, r in enumerate(rs.rules):
         _check_condition(rs, r.when, file, f"rules[{i}].when", ids)
     rule_order(rs)  # raises on a cycle
+    if len(rs.rules) + 2 * len(rs.back_pain_effects) > 63:  # the engine keys each outcome on one 64-bit word
+        raise RulesError(file, "rules", "at most 63 rules and back-pain effect states (two per effect) in all")
     # The names the code itself reads: the contract reports the recent_sact fact.
     for name in REQUIRED_FACTS:
         if name not in rs.facts:

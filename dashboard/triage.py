@@ -360,6 +360,8 @@ class _Compiler:
         tier_case = "CASE tier_rank " + " ".join(f"WHEN {rs.tier_rank[t]} THEN {_lit(t)}" for t in rs.tier_ids) + " END"
         rule_ids = "[" + ", ".join(f"CASE WHEN r_{r.id} THEN {_lit(r.id)} END" for r in rs.rules) + "]"
         leading, suspected = self.cause_lists()
+        bits = [f"r_{r.id}" for r in rs.rules] + [f"x_{k}{j}" for j in range(len(self.effects)) for k in ("ex", "po")]
+        mask = " + ".join(f"({b}::BIGINT << {k})" for k, b in enumerate(bits))
         detail_cols = detail_out = ""
         if self.details:
             effects = []
@@ -373,7 +375,7 @@ class _Compiler:
             evidence_sql = (f"flatten(list_filter([{', '.join(evidence)}], lambda x: x IS NOT NULL))"
                             if evidence else "[]")
             detail_cols = f"{effects_sql} AS drug_effects,\n    {evidence_sql} AS evidence,\n    "
-            detail_out = "drug_effects, evidence, "
+            detail_out = "e.drug_effects, e.evidence, "
         drug_key = DRUG_NAME_SQL.format(col="d.drug")
         sep = ",\n"
         return f"""
@@ -428,14 +430,21 @@ evaluated AS (
   FROM c
   {(chr(10)+"  ").join(joins)}
   LEFT JOIN unknown u ON u.k = c.dose_key
+),
+-- What a report's tier, rules and causes are depends only on which rules fired and which drug
+-- effects fit: computed once per distinct combination (a few hundred), then joined back.
+outcome_keys AS (SELECT *, {mask} AS outcome_key FROM evaluated),
+outcomes AS (
+  SELECT outcome_key,
+    {tier_case} AS tier,
+    list_filter({rule_ids}, lambda x: x IS NOT NULL) AS rule_ids,
+    {leading} AS leading_causes,
+    {suspected} AS causes
+  FROM (SELECT DISTINCT ON (outcome_key) * FROM outcome_keys)
 )
-SELECT case_id, report_id, reported_at,
-  {tier_case} AS tier,
-  list_filter({rule_ids}, lambda x: x IS NOT NULL) AS rule_ids,
-  {leading} AS leading_causes,
-  {suspected} AS causes,
-  {detail_out}unrecognised_drugs
-FROM evaluated
+SELECT e.case_id, e.report_id, e.reported_at, o.tier, o.rule_ids, o.leading_causes, o.causes,
+  {detail_out}e.unrecognised_drugs
+FROM outcome_keys e JOIN outcomes o ON o.outcome_key = e.outcome_key
 """
 
 
