@@ -165,9 +165,18 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Start the app (building the sample database first if it is missing)."""
+    """Start the app. Only the default sample database is built (or brought up to date) on first use:
+    a database named with --db or BACKLINE_DB must already exist, so that a mistyped or unmounted path
+    is an error rather than a new, empty database."""
+    from dashboard.retriage import upgrade
+
     settings = get_settings()
-    db_path = Path(args.db or os.environ.get("BACKLINE_DB") or settings.db)
+    named = args.db or os.environ.get("BACKLINE_DB")
+    db_path = Path(named or settings.db)
+    if named and not db_path.exists():
+        print(f"backline run: the database {db_path} does not exist (is the path right, the volume mounted?); "
+              "create one with `backline seed --db PATH`", file=sys.stderr)
+        return EXIT_DATABASE
     if not db_path.exists():
         seed_args = argparse.Namespace(
             rules=args.rules, db=str(db_path), force=False, patients=None, reports=None, seed=None,
@@ -176,6 +185,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = cmd_seed(seed_args)
         if code:
             return code
+    elif not named:
+        applied, stats = upgrade(_database(str(db_path)), _load_rules(args.rules), now=local_now())
+        if applied or stats:
+            print(f"brought the sample database up to date: migrations {applied or 'none'}, "
+                  f"{stats.reports if stats else 0:,} reports re-triaged under the current rules")
     env = dict(os.environ, BACKLINE_DB=str(db_path))
     app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
