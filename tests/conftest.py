@@ -30,9 +30,11 @@ def rules():
     return load_rules(ROOT / "rules")
 
 
-def make_case(report: dict[str, Any] | None = None, *, meds: list[tuple[str, str | None]] | None = None,
+def make_case(report: dict[str, Any] | None = None, *, meds: list[tuple] | None = None,
               patient: dict[str, Any] | None = None, report_id: str = "R-1") -> dict[str, Any]:
-    """A contract case as a dict: a lumbar, stable, gradual pain 2 by default, no medications."""
+    """A contract case as a dict: a lumbar, stable, gradual pain 2 by default, no medications.
+
+    ``meds`` holds (drug, given_at) doses or (drug, given_at, stopped_at) courses."""
     base = {
         "report_id": report_id,
         "patient": {"patient_id": "P-1", "cancer_type": "breast"},
@@ -43,7 +45,8 @@ def make_case(report: dict[str, Any] | None = None, *, meds: list[tuple[str, str
     out = copy.deepcopy(base)
     out["report"].update(report or {})
     out["patient"].update(patient or {})
-    out["medications"] = [{"drug": d, "given_at": g} for d, g in (meds or [])]
+    out["medications"] = [{"drug": m[0], "given_at": m[1], **({"stopped_at": m[2]} if len(m) > 2 else {})}
+                          for m in (meds or [])]
     return out
 
 
