@@ -42,6 +42,7 @@ from dashboard.rules import (
     UnknownCond,
     RuleSet,
     resolve_value,
+    rule_dependencies,
     rule_order,
 )
 
@@ -352,9 +353,19 @@ class _Compiler:
         joins += eff_joins
         for j in range(len(self.effects)):
             fact_cols += [f"coalesce(eff.ex{j}, FALSE) AS x_ex{j}", f"coalesce(eff.po{j}, FALSE) AS x_po{j}"]
-        # Aliases (f_*, r_*) differ from every column of the joined relations, so that a later
-        # expression in the same SELECT reads the alias, never a column of an outer join.
-        rule_cols = ",\n    ".join(f"coalesce({self.cond(r.when)}, FALSE) AS r_{r.id}" for r in rule_order(rs))
+        # The rules in layers: each layer reads the columns of the one before (the facts, effects and
+        # the rules its rules depend on) as plain columns, so no rule's expression is copied into
+        # another's (a rule reading all the rules above it would otherwise repeat them all).
+        level: dict[str, int] = {}
+        for r in rule_order(rs):
+            level[r.id] = 1 + max((level[d] for d in rule_dependencies(rs, r)), default=-1)
+        layers = []
+        for k in range(max(level.values()) + 1):
+            cols = ",\n    ".join(f"coalesce({self.cond(r.when)}, FALSE) AS r_{r.id}"
+                                  for r in rs.rules if level[r.id] == k)
+            source = "base" if k == 0 else f"rules{k - 1}"
+            layers.append(f"rules{k} AS NOT MATERIALIZED (SELECT *,\n    {cols}\n  FROM {source})")
+        last_layer = f"rules{len(layers) - 1}"
         rank = "greatest(" + ", ".join(
             f"CASE WHEN r_{r.id} THEN {rs.tier_rank[r.tier]} ELSE 0 END" for r in rs.rules) + ")"
         tier_case = "CASE tier_rank " + " ".join(f"WHEN {rs.tier_rank[t]} THEN {_lit(t)}" for t in rs.tier_ids) + " END"
@@ -421,19 +432,20 @@ c AS (SELECT src.*, keys.kid, row_number() OVER () AS rid FROM src JOIN keys ON 
 narrow AS (SELECT rid, kid, reported_at, report_day, duration_days,
                   report_day - coalesce(duration_days, 0) AS onset_day FROM c),
 {sep.join(ctes) + "," if ctes else ""}
-evaluated AS (
-  SELECT c.case_id, c.report_id, c.reported_at,
+base AS NOT MATERIALIZED (
+  SELECT c.*,
     {(","+chr(10)+"    ").join(fact_cols) + "," if fact_cols else ""}
-    {detail_cols}coalesce(u.unrecognised_drugs, []::VARCHAR[]) AS unrecognised_drugs,
-    {rule_cols},
-    {rank} AS tier_rank
+    {detail_cols}coalesce(u.unrecognised_drugs, []::VARCHAR[]) AS unrecognised_drugs
   FROM c
   {(chr(10)+"  ").join(joins)}
   LEFT JOIN unknown u ON u.k = c.dose_key
 ),
+{sep.join(layers)},
+evaluated AS NOT MATERIALIZED (SELECT *, {rank} AS tier_rank FROM {last_layer}),
 -- What a report's tier, rules and causes are depends only on which rules fired and which drug
 -- effects fit: computed once per distinct combination (a few hundred), then joined back.
-outcome_keys AS (SELECT *, {mask} AS outcome_key FROM evaluated),
+outcome_keys AS (SELECT case_id, report_id, reported_at, {detail_out.replace("e.", "")}unrecognised_drugs,
+  {", ".join(bits)}, tier_rank, {mask} AS outcome_key FROM evaluated),
 outcomes AS (
   SELECT outcome_key,
     {tier_case} AS tier,
