@@ -32,7 +32,7 @@ LOAD_ORDER = ("panels", "staff", "patients", "regimens", "administrations", "rep
 # Columns moved forward with the sample when it is loaded at a later date.
 TIME_COLUMNS = {
     "regimens": ("start_date", "end_date"),
-    "administrations": ("given_at",),
+    "administrations": ("given_at", "stopped_at"),
     "reports": ("reported_at", "received_at"),
     "events": ("acted_at",),
 }
@@ -229,6 +229,10 @@ def seed_from_files(db: Database, rules: RuleSet, folder: Path, *, now: datetime
             spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in types.items()) + "}"
             src = f"read_csv('{_q(folder / f'{table}.csv')}', header=true, columns={spec}, nullstr='')"
             moved = [f"{c} + INTERVAL ({shift}) DAY AS {c}" for c in TIME_COLUMNS.get(table, ())]
+            if table == "administrations":
+                # A course whose stop date has not come yet (a sample loaded before its as_of) is running.
+                moved[-1] = (f"CASE WHEN stopped_at + INTERVAL ({shift}) DAY <= ?::TIMESTAMP"
+                             f" THEN stopped_at + INTERVAL ({shift}) DAY END AS stopped_at")
             select = f"SELECT * REPLACE ({', '.join(moved)}) FROM {src}" if moved else f"SELECT * FROM {src}"
             conds = []
             if table in NOT_AFTER:
@@ -236,7 +240,7 @@ def seed_from_files(db: Database, rules: RuleSet, folder: Path, *, now: datetime
             if table in ("events",):
                 conds.append("report_id IN (SELECT report_id FROM reports)")
             where = f" WHERE {' AND '.join(conds)}" if conds else ""
-            params = [now] if table in NOT_AFTER else []
+            params = ([now] if table == "administrations" else []) + ([now] if table in NOT_AFTER else [])
             run(con, f"INSERT INTO {table} SELECT * FROM ({select}){where}", params)
             if table == "reports":
                 stats = retriage(con, rules, now=now, record_changes=False)
