@@ -17,6 +17,7 @@ TIER_COLOUR = {t: TIER_COLOURS[t][0] for t in TIER_ORDER}
 TIER_SYMBOL = {"emergency": "diamond", "urgent": "triangle-up", "soon": "circle", "routine": "circle-open"}
 WINDOW_FILL = "rgba(31, 78, 140, 0.16)"
 LONG_WINDOW_FILL = "rgba(120, 120, 120, 0.10)"
+COURSE_COLOUR = "rgba(27, 27, 27, 0.55)"
 FONT = dict(family="DejaVu Sans, Arial, sans-serif", size=13, color="#1b1b1b")
 
 
@@ -27,10 +28,11 @@ def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datet
 
     Row 1: pain scores, marker colour and shape by tier (the tier's name is in the hover and the
     legend, so colour is never the only cue), care-team actions as ticks along the bottom.
-    Row 2: a row per drug, a marker per dose, shaded bands where its effects are expected.
+    Row 2: a row per drug, a tick per dose, a bar per continuous course (from its start to its stop,
+    or to today), shaded bands where its effects are expected (calendar days after each dose).
     """
     drugs = list(dict.fromkeys(tl.doses["generic"].fillna(tl.doses["drug"]).tolist()))
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.13 if compact else 0.09,
                         row_heights=[0.45, 0.55], subplot_titles=("Back-pain reports", "Doses and expected effect windows"))
     reports = tl.reports
     for tier in TIER_ORDER:
@@ -64,7 +66,7 @@ def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datet
     position = {d: i for i, d in enumerate(drugs)}
     bands = [
         dict(type="rect", x0=w.start, x1=w.end, y0=position[w.drug] - 0.38, y1=position[w.drug] + 0.38, xref="x2",
-             yref="y2", fillcolor=WINDOW_FILL if w.explains_back_pain else LONG_WINDOW_FILL, line=dict(width=0),
+             yref="y2", fillcolor=WINDOW_FILL if w.back_pain else LONG_WINDOW_FILL, line=dict(width=0),
              layer="below")
         for w in tl.windows.itertuples(index=False) if w.drug in position
     ]
@@ -75,10 +77,28 @@ def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datet
         fig.add_trace(go.Scatter(
             x=wins["start"], y=wins["drug"], mode="markers", name="expected effect window",
             marker=dict(symbol="square", size=10, color=WINDOW_FILL, line=dict(width=1, color="#1f4e8c")),
-            customdata=wins[["label", "end"]].to_numpy(),
-            hovertemplate="%{customdata[0]} expected<br>from %{x|%d %b} to %{customdata[1]|%d %b}<extra></extra>",
+            customdata=wins[["label", "window"]].assign(last=wins["end"] - timedelta(days=1)).to_numpy(),
+            hovertemplate=("%{customdata[0]} expected (%{customdata[1]} after a dose)<br>"
+                           "from %{x|%d %b} to %{customdata[2]|%d %b}<extra></extra>"),
         ), row=2, col=1)
-    doses = tl.doses.assign(row=tl.doses["generic"].fillna(tl.doses["drug"]))
+    rows = tl.doses.assign(row=tl.doses["generic"].fillna(tl.doses["drug"]))
+    is_course = rows["is_course"] if "is_course" in rows else pd.Series(False, index=rows.index)
+    courses, doses = rows[is_course.astype(bool)], rows[~is_course.astype(bool)]
+    if not courses.empty:
+        today = pd.Timestamp(now or until or end_of(tl))
+        xs, ys, texts = [], [], []
+        for c in courses.itertuples():
+            stopped = c.stopped_at if not pd.isna(c.stopped_at) else None
+            last = stopped if stopped is not None else today
+            words = (f"{c.drug} ({c.class_label}) from {c.given_at:%d %b %Y}, "
+                     + (f"stopped {stopped:%d %b %Y}" if stopped is not None else "running"))
+            xs += [c.given_at, last, None]
+            ys += [c.row, c.row, None]
+            texts += [words, words, None]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines", name="course", line=dict(color=COURSE_COLOUR, width=9),
+            text=texts, hovertemplate="%{text}<extra></extra>",
+        ), row=2, col=1)
     fig.add_trace(go.Scatter(
         x=doses["given_at"], y=doses["row"], mode="markers", name="dose",
         marker=dict(symbol="line-ns-open", size=16, color="#1b1b1b", line=dict(width=3)),
@@ -89,8 +109,7 @@ def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datet
     fig.update_yaxes(title_text="pain (0-10)", range=[-1.2, 10.5], dtick=2, row=1, col=1)
     fig.update_yaxes(categoryorder="array", categoryarray=drugs, autorange="reversed",
                      row=2, col=1)
-    end = until or now or (max(reports["reported_at"].max() if not reports.empty else datetime.min,
-                               tl.doses["given_at"].max() if not tl.doses.empty else datetime.min))
+    end = until or now or end_of(tl)
     if since is not None:
         fig.update_xaxes(range=[since, end + timedelta(days=1)], row=2, col=1)
     if highlight is not None:
@@ -114,6 +133,12 @@ def timeline_figure(tl: Timeline, *, since: datetime | None = None, until: datet
     fig.update_xaxes(showgrid=True, gridcolor="#eeeeee")
     fig.update_yaxes(showgrid=True, gridcolor="#eeeeee")
     return fig
+
+
+def end_of(tl: Timeline) -> datetime:
+    """The latest thing on a timeline: a report or a dose."""
+    return max(tl.reports["reported_at"].max() if not tl.reports.empty else datetime.min,
+               tl.doses["given_at"].max() if not tl.doses.empty else datetime.min)
 
 
 def response_ecdf(frame: pd.DataFrame, targets: dict[str, int]) -> go.Figure:

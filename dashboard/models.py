@@ -278,21 +278,52 @@ def validate_case(data: Any) -> TriageCase:
 
 
 def medications_from_lines(text: str, reported_at: datetime) -> list[dict[str, Any]]:
-    """What-if medications, one per line: ``drug, days before the report`` (days may be left empty)."""
+    """What-if medications, one per line, days counted back from the report:
+
+    * ``drug, N``: a dose N days before the report (for a drug taken continuously, a course started
+      N days before and still running);
+    * ``drug, N, M``: a course started N days before the report and stopped M days before it.
+
+    The days are required (a medication's ``given_at`` is); problems name the line.
+    """
     meds, problems = [], []
-    for i, line in enumerate((x for x in text.splitlines() if x.strip()), start=1):
-        name, _, days = line.partition(",")
-        if not days.strip():
-            meds.append({"drug": name.strip(), "given_at": None})
-            continue
+
+    def days(value: str, what: str, i: int) -> float | None:
         try:
-            offset = float(days)
-            if not (0 <= offset <= 36500):
+            offset = float(value)
+            if not (0 <= offset <= 36500) or offset != offset:
                 raise ValueError
         except ValueError:
-            problems.append((f"medications line {i}", f"days before must be a number from 0 to 36500 (got {days.strip()!r})"))
+            problems.append((f"medications line {i}", f"{what} must be a number of days from 0 to 36500 "
+                                                       f"(got {value.strip()!r})"))
+            return None
+        return offset
+
+    for i, line in enumerate((x for x in text.splitlines() if x.strip()), start=1):
+        parts = [p.strip() for p in line.split(",")]
+        name = parts[0]
+        if not name:
+            problems.append((f"medications line {i}", "the drug's name is missing"))
             continue
-        meds.append({"drug": name.strip(), "given_at": (reported_at - timedelta(days=offset)).isoformat()})
+        if len(parts) < 2 or not parts[1]:
+            problems.append((f"medications line {i}", f"{name!r}: how many days before the report was it given "
+                                                      "(or started)? Write `drug, days` or `drug, started, stopped`"))
+            continue
+        if len(parts) > 3:
+            problems.append((f"medications line {i}", "at most three parts: `drug, days started, days stopped`"))
+            continue
+        given = days(parts[1], "days before the report", i)
+        stopped = days(parts[2], "days before the report it stopped", i) if len(parts) == 3 and parts[2] else None
+        if given is None or (len(parts) == 3 and parts[2] and stopped is None):
+            continue
+        if stopped is not None and stopped > given:
+            problems.append((f"medications line {i}", f"{name!r} stopped ({stopped:g} days before) before it started "
+                                                      f"({given:g} days before)"))
+            continue
+        med: dict[str, Any] = {"drug": name, "given_at": (reported_at - timedelta(days=given)).isoformat()}
+        if stopped is not None:
+            med["stopped_at"] = (reported_at - timedelta(days=stopped)).isoformat()
+        meds.append(med)
     if problems:
         raise InputError(problems)
     return meds

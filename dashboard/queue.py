@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 
 from dashboard.db import Database
+from dashboard.guidance import Line, guidance_for, within_words
 from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, OUTCOME_LABELS, duration, red_flags
 from dashboard.models import REPORT_FLAGS
 from dashboard.retriage import explanations
 from dashboard.rules import RuleSet
+from dashboard.triage import RECENT_SACT
 from dashboard.workflow import RESPONSE_ACTIONS
 
 _RESPONSES = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"
@@ -154,10 +156,9 @@ def group_members(open_frame: pd.DataFrame, report_id: str) -> list[str]:
 
 REPORT_SQL = """
 SELECT r.*, p.name AS patient_name, p.mrn, p.date_of_birth, p.sex, p.cancer_type, p.bone_metastases,
-       p.osteoporosis, p.long_term_steroids, p.panel_id, pn.name AS panel_name,
-       t.tier AS triage_tier, t.rule_ids, t.causes, t.unrecognised_drugs,
+       p.osteoporosis, p.long_term_steroids, p.low_platelets, p.panel_id, pn.name AS panel_name,
+       t.tier AS triage_tier, t.rule_ids, t.leading_causes, t.causes, t.unrecognised_drugs,
        t.respond_within_minutes, t.respond_by, t.rules_version, t.triaged_at,
-       g.imaging, g.referral, g.advice,
        (SELECT arg_max(tier_after, event_id) FROM events e
          WHERE e.report_id = r.report_id AND e.action = 'override') AS override_tier,
        EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open
@@ -165,7 +166,6 @@ FROM reports r
 JOIN patients p ON p.patient_id = r.patient_id
 JOIN panels pn ON pn.panel_id = p.panel_id
 JOIN triage_results t ON t.report_id = r.report_id
-JOIN guidance_sets g ON g.guidance_key = t.guidance_key
 WHERE r.report_id = ?
 """
 EVENTS_SQL = """
@@ -173,26 +173,33 @@ SELECT event_id, acted_at, coalesce(actor_name, actor) AS actor, role, action, t
        note, reached, escalated_to, outcome, rules_version
 FROM events WHERE report_id = ? ORDER BY event_id
 """
+_LISTS = ("rule_ids", "leading_causes", "causes", "drug_effects", "evidence", "unrecognised_drugs")
 
 
 def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any] | None:
     """Everything the detail view shows about one report, or None if there is no such report.
 
-    Which dose explains the pain and which dose each fact rests on come from the engine, now.
+    The drug effects that fit the report's timing and the doses or courses behind each fact come
+    from the engine, now; the words for all of it from :func:`explain`.
     """
     with db.connect() as con:
         rows = con.execute(REPORT_SQL, [report_id]).df()
         if rows.empty:
             return None
         events = con.execute(EVENTS_SQL, [report_id]).df()
-        explained = explanations(con, rules, [report_id]).get(report_id, {"links": [], "evidence": []})
-    detail = {**rows.iloc[0].to_dict(), **explained}
-    for key in ("rule_ids", "causes", "links", "evidence", "unrecognised_drugs", "imaging", "referral", "advice"):
+        found = explanations(con, rules, [report_id]).get(report_id, {"drug_effects": [], "evidence": []})
+    detail = {**rows.iloc[0].to_dict(), **found}
+    for key in _LISTS:
         value = detail.get(key)
         detail[key] = [] if value is None else [dict(v) if isinstance(v, dict) else v for v in value]
     detail["override_tier"] = detail["override_tier"] if isinstance(detail["override_tier"], str) else None
     detail["tier"] = detail["override_tier"] or detail["triage_tier"]
+    detail["duration_days"] = None if not _present(detail.get("duration_days")) else int(detail["duration_days"])
     detail["events"] = events
+    detail["explained"] = explain(
+        rules, tier=detail["triage_tier"], rule_ids=detail["rule_ids"], leading=detail["leading_causes"],
+        causes=detail["causes"], unrecognised=detail["unrecognised_drugs"], drug_effects=detail["drug_effects"],
+        evidence=detail["evidence"], reported_at=detail["reported_at"], duration_days=detail["duration_days"])
     return detail
 
 
@@ -235,39 +242,208 @@ def queue_table(q: Queue, rules: RuleSet) -> pd.DataFrame:
     })
 
 
+# --------------------------------------------------------------------------- a triage in words
+#
+# One composition of words for a triaged report, shared by the queue's detail, the referral summary
+# and the what-if form: the rules that fired, the leading causes and those also considered, each drug
+# effect and the exposures behind the facts, and the guidance lines (from guidance_for) with their
+# times.
+
+COUNTED_AS_WORDS = {"sact": "SACT", "gcsf": "G-CSF", "unrecognised": "unrecognised drug: may be anticancer treatment"}
+
+
 def rules_fired_text(rules: RuleSet, rule_ids: list[str]) -> list[dict[str, str]]:
     """Each rule that fired: id, title, tier, condition, rationale and sources, for the detail view."""
     out = []
     for rid in rule_ids:
-        r = rules.rule_by_id[rid]
+        r = rules.rule_by_id.get(rid)
+        if r is None:  # made under other rules; the page says the rules changed
+            out.append({"id": rid, "title": "(not in the rules in force)", "tier": "", "condition": "", "rationale": "",
+                        "sources": ""})
+            continue
         out.append({"id": r.id, "title": r.title, "tier": r.tier, "condition": r.condition,
                     "rationale": r.rationale, "sources": "; ".join(rules.source_titles(r.source))})
     return out
 
 
-def cause_links_text(rules: RuleSet, detail: dict[str, Any]) -> list[str]:
-    """Each suspected cause with the dose it is linked to, in words."""
-    links = {l["cause"]: l for l in (detail.get("links") or [])}
-    evidence = {e["fact"]: e for e in (detail.get("evidence") or [])}
-    fact_for_cause = {"neutropenic_sepsis": "recent_sact", "cipn": "neurotoxic_drug_given",
-                      "ai_arthralgia": "aromatase_inhibitor_established"}
-    report = {k: detail.get(k) for k in (*REPORT_FLAGS, "temperature_c", "trend", "location", "onset")}
-    patient = [w for k, w in (("bone_metastases", "known bone metastases"), ("osteoporosis", "osteoporosis"),
-                              ("long_term_steroids", "long-term steroids")) if detail.get(k)]
-    if "myeloma" in str(detail.get("cancer_type", "")).lower():
-        patient.append("myeloma")
-    features = ", ".join(red_flags(report) + patient) or "see the report"
-    lines = []
-    for cause in detail.get("causes") or []:
-        label = rules.cause_label(cause)
-        if cause in links:
-            l = links[cause]
-            end = "onwards" if l.get("end_day") is None else l["end_day"]
-            lines.append(f"{label}: {l['drug']} given {l['given_at']:%d %b %Y %H:%M}, "
-                         f"pain began on day {l['day']} of the {l['start_day']}-{end} day window")
-        elif fact_for_cause.get(cause) in evidence:
-            e = evidence[fact_for_cause[cause]]
-            lines.append(f"{label}: {e['drug']} given {e['given_at']:%d %b %Y} ({e['days_before']} days before the report)")
-        else:
-            lines.append(f"{label}: from the report's and the patient's features ({features})")
-    return lines
+def _stamp(value: Any) -> pd.Timestamp | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value)
+
+
+def day_text(value: Any, ref: Any = None, *, time: bool = False) -> str:
+    """A date in words: 18 Nov (with the year when it is not the reference's), and the time if asked."""
+    t = _stamp(value)
+    if t is None:
+        return "unknown"
+    r = _stamp(ref)
+    text = f"{t.day} {t:%b}" + (f" {t.year}" if r is None or r.year != t.year else "")
+    return text + (f" {t:%H:%M}" if time else "")
+
+
+def _window_of(rules: RuleSet, cause: str, drug: str):
+    info = rules.resolve_drug(drug)
+    for e in rules.effects:
+        if e.cause == cause and info is not None and info.generic in e.drugs:
+            return e
+    return None
+
+
+def _window_text(effect) -> str:
+    w = effect.onset_window
+    return f"{w.start_day}-{w.end_day}" if w.end_day is not None else f"{w.start_day} onwards"
+
+
+def drug_effect_text(rules: RuleSet, effect: dict[str, Any], reported_at: Any, duration_days: int | None) -> str:
+    """One drug effect in words: "G-CSF bone pain explained: pegfilgrastim given 18 Nov 10:00, onset day 1
+    of 0-4", or "... possible: ..., onset unknown (the report is on day 2 of 0-4)"."""
+    label = rules.cause_label(effect["cause"]) if effect["cause"] in rules.guidance.causes else effect["cause"]
+    given = _stamp(effect.get("given_at"))
+    reported = _stamp(reported_at)
+    rule = _window_of(rules, effect["cause"], effect["drug"])
+    window = f" of {_window_text(rule)}" if rule is not None else ""
+    text = f"{label} {effect['status']}: {effect['drug']} given {day_text(given, reported, time=True)}"
+    if effect["status"] == "explained" and given is not None and reported is not None and duration_days is not None:
+        onset = (reported.normalize() - pd.Timedelta(days=duration_days)) - given.normalize()
+        text += f", onset day {onset.days}{window}"
+        if rule is not None and rule.lasts_at_most_days is not None:
+            text += f", lasting {duration_days} of at most {rule.lasts_at_most_days} days"
+    else:
+        day = (reported.normalize() - given.normalize()).days if given is not None and reported is not None else None
+        text += ", onset unknown" + (f" (the report is on day {day}{window})" if day is not None else "")
+    if not effect.get("lowers", rule.lowers_moderate_pain if rule is not None else False):
+        text += "; never lowers the tier"
+    return text
+
+
+def exposure_text(item: dict[str, Any], ref: Any = None) -> str:
+    """A dose ("docetaxel 10 Nov") or a course ("letrozole 3 Jan 2025 to 10 Nov", "... from 3 Jan, running")."""
+    given = day_text(item.get("given_at"), ref)
+    if item.get("course"):
+        stopped = _stamp(item.get("stopped_at"))
+        return f"{item['drug']} from {given}, " + (f"stopped {day_text(stopped, ref)}" if stopped is not None
+                                                    else "running")
+    return f"{item['drug']} {given}"
+
+
+def _is_course(rules: RuleSet, item: dict[str, Any]) -> bool:
+    info = rules.resolve_drug(item["drug"])
+    return bool(info.continuous) if info is not None else _stamp(item.get("stopped_at")) is not None
+
+
+def _grouped(rules: RuleSet, items: list[dict[str, Any]], ref: Any) -> list[str]:
+    """Exposures in words, one per drug and reason: its latest dose (and how many more), or each course."""
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault((item["drug"], item.get("counted_as")), []).append(item)
+    out = []
+    for (drug, counted), group in groups.items():
+        group = sorted(group, key=lambda x: _stamp(x["given_at"]))
+        why = f" ({COUNTED_AS_WORDS.get(counted, counted)})" if counted and counted in COUNTED_AS_WORDS else ""
+        courses = [g for g in group if _is_course(rules, g)]
+        doses = [g for g in group if not _is_course(rules, g)]
+        for c in courses:
+            out.append(exposure_text({**c, "course": True}, ref) + why)
+        if doses:
+            more = len(doses) - 1
+            notes = [COUNTED_AS_WORDS[counted]] if counted in COUNTED_AS_WORDS else []
+            notes += [f"also {more} earlier dose{'s' if more > 1 else ''}"] if more else []
+            out.append(exposure_text(doses[-1], ref) + (f" ({'; '.join(notes)})" if notes else ""))
+    return out
+
+
+def recent_sact_text(rules: RuleSet, evidence: list[dict[str, Any]], reported_at: Any) -> str:
+    """Whether SACT was recent, and what made it so, in words."""
+    days = rules.parameter("sact_lookback_days")
+    items = [e for e in evidence if e["fact"] == RECENT_SACT]
+    if not items:
+        return (f"Recent SACT: no, no SACT in the {days} days before the report (nor a G-CSF dose or an "
+                "unrecognised drug)")
+    return "Recent SACT: yes, because " + ", ".join(_grouped(rules, items, reported_at))
+
+
+def fact_description(rules: RuleSet, name: str) -> str:
+    fact = rules.facts.get(name)
+    if fact is None:
+        return name
+    try:
+        return fact.description.format(**{k: p.value for k, p in rules.parameters.items()})
+    except (KeyError, IndexError, ValueError):
+        return fact.description
+
+
+def facts_read_by(rules: RuleSet, rule_ids: list[str]) -> set[str]:
+    """The treatment facts that the conditions of these rules read."""
+    found: set[str] = set()
+
+    def walk(c: Any) -> None:
+        if isinstance(c, str):
+            if c in rules.facts:
+                found.add(c)
+            return
+        for attr in ("any", "all"):
+            for x in getattr(c, attr, None) or []:
+                walk(x)
+        if getattr(c, "not_", None) is not None:
+            walk(c.not_)
+
+    for rid in rule_ids:
+        if rid in rules.rule_by_id:
+            walk(rules.rule_by_id[rid].when)
+    return found
+
+
+def fact_lines(rules: RuleSet, evidence: list[dict[str, Any]], reported_at: Any,
+               rule_ids: list[str] | None = None) -> list[str]:
+    """The other treatment facts that held (those the fired rules read, when given), with the doses or
+    courses each rests on."""
+    used = facts_read_by(rules, rule_ids) if rule_ids is not None else None
+    names = list(dict.fromkeys(e["fact"] for e in evidence if e["fact"] != RECENT_SACT
+                               and (used is None or e["fact"] in used)))
+    return [f"{fact_description(rules, n)}: " + ", ".join(_grouped(rules, [e for e in evidence if e["fact"] == n],
+                                                                       reported_at)) for n in names]
+
+
+def guidance_line(line: Line) -> dict[str, Any]:
+    """A guidance line for display: its topic, its time in words ("now", "within 1 week") and its text."""
+    return {"topic": line.topic, "when": within_words(line.within_hours), "text": line.text}
+
+
+def guidance_line_text(line: dict[str, Any]) -> str:
+    """A displayed guidance line as one text: "today · Whole-spine MRI ..."."""
+    return f"{line['when']} · {line['text']}"
+
+
+def explain(rules: RuleSet, *, tier: str, rule_ids: list[str], leading: list[str], causes: list[str],
+            unrecognised: list[str], drug_effects: list[dict[str, Any]], evidence: list[dict[str, Any]],
+            reported_at: Any, duration_days: int | None) -> dict[str, Any]:
+    """A triage in words: the one composition the detail, the referral summary and the what-if show."""
+    known_rules = tuple(r for r in rule_ids if r in rules.rule_by_id)
+    known = set(rules.guidance.causes)
+    g = guidance_for(rules, tier, known_rules, tuple(c for c in leading if c in known),
+                     tuple(c for c in causes if c in known), tuple(unrecognised))
+    label = lambda c: rules.cause_label(c) if c in known else c  # noqa: E731
+    return {
+        "rules_fired": rules_fired_text(rules, list(rule_ids)),
+        "leading": [label(c) for c in leading],
+        "leading_note": ("" if leading else
+                         f"No cause named by the rules that set the tier: the {rules.tier_by_id[tier].label.lower()} "
+                         "tier's own guidance."),
+        "also_considered": [label(c) for c in g.also_considered],
+        "drug_effects": [drug_effect_text(rules, e, reported_at, duration_days) for e in drug_effects],
+        "recent_sact": recent_sact_text(rules, evidence, reported_at),
+        "facts": fact_lines(rules, evidence, reported_at, list(rule_ids)),
+        "imaging": [guidance_line(x) for x in g.imaging],
+        "referral": [guidance_line(x) for x in g.referral],
+        "advice": list(g.advice),
+        "unrecognised": list(unrecognised),
+        "guidance": g,
+    }
+
+
+def explain_outcome(rules: RuleSet, outcome: Any, reported_at: Any, duration_days: int | None) -> dict[str, Any]:
+    """:func:`explain` for an engine Outcome (the what-if form)."""
+    return explain(rules, tier=outcome.tier, rule_ids=outcome.rule_ids, leading=outcome.leading_causes,
+                   causes=outcome.causes, unrecognised=outcome.unrecognised_drugs, drug_effects=outcome.drug_effects,
+                   evidence=outcome.evidence, reported_at=reported_at, duration_days=duration_days)

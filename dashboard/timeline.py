@@ -1,7 +1,8 @@
-"""A patient's regimen-linked timeline: doses, the expected effect windows, reports, actions.
+"""A patient's regimen-linked timeline: doses and courses, the expected effect windows, reports, actions.
 
-The windows come from ``rules/drugs.yaml``; where a report lies against them comes from the
-engine itself (its links), so the words here and the triage never disagree.
+The windows come from ``rules/drugs.yaml`` (calendar days: day 0 is the dose's own date); which drug
+effects fit a report comes from the engine itself (its drug_effects), so the words here and the
+triage never disagree.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from dashboard.db import Database
 from dashboard.models import InputError, _clean_text
+from dashboard.queue import day_text, drug_effect_text
 from dashboard.retriage import explanations
 from dashboard.rules import RuleSet
 
@@ -24,8 +26,8 @@ MAX_SEARCH = 100
 class Timeline:
     patient: dict[str, Any]
     regimens: pd.DataFrame  # regimen_id, name, intent, cycle_days, start_date, end_date
-    doses: pd.DataFrame  # drug (as given), generic, class_label, given_at, regimen, cycle, cycle_day
-    windows: pd.DataFrame  # drug (generic), cause, label, start, end, explains_back_pain
+    doses: pd.DataFrame  # drug (as given), generic, class_label, given_at, stopped_at, is_course, regimen, ...
+    windows: pd.DataFrame  # drug (generic), cause, label, start, end, back_pain, window (days in words)
     reports: pd.DataFrame  # report_id, reported_at, pain_score, tier, causes, position, ...
     events: pd.DataFrame  # report_id, acted_at, action, actor
 
@@ -55,36 +57,60 @@ def find_patients(db: Database, text: str, panels: list[str] | None = None, limi
     )
 
 
-def window_position(rules: RuleSet, links: list[dict[str, Any]] | None) -> str:
-    """Where a report's onset lies against the back-pain windows, in words."""
-    if not links:
-        return "outside every expected window"
-    parts = []
-    for link in links:
-        end = "onwards" if link.get("end_day") is None else str(link["end_day"])
-        label = rules.cause_label(link["cause"]).lower()
-        parts.append(f"inside the {link['drug']} window for {label} (day {link['day']} of {link['start_day']}-{end})")
-    return "; ".join(parts)
+def effects_position(rules: RuleSet, drug_effects: list[dict[str, Any]] | None, reported_at: Any,
+                     duration_days: Any) -> str:
+    """Which back-pain drug effects fit a report's timing, in words (the engine's drug_effects)."""
+    if not drug_effects:
+        return "no drug effect fits its timing"
+    days = None if duration_days is None or pd.isna(duration_days) else int(duration_days)
+    return "; ".join(drug_effect_text(rules, e, reported_at, days) for e in drug_effects)
+
+
+def mark_courses(rules: RuleSet, doses: pd.DataFrame) -> pd.DataFrame:
+    """Add generic, class_label and is_course: a drug taken continuously, or an unrecognised drug with a stop date."""
+    info = [rules.resolve_drug(d) for d in doses["drug"]]
+    stopped = doses["stopped_at"] if "stopped_at" in doses else pd.Series([None] * len(doses), index=doses.index)
+    return doses.assign(
+        generic=[i.generic if i else None for i in info],
+        class_label=[i.class_label if i else "unrecognised" for i in info],
+        is_course=[bool(i.continuous) if i else not pd.isna(s) for i, s in zip(info, stopped)],
+    )
+
+
+def _day(value: Any) -> pd.Timestamp:
+    return pd.Timestamp(value).normalize()
 
 
 def _windows(rules: RuleSet, doses: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Effect windows per dose; open-ended windows (AI, neuropathy) as one band per drug."""
+    """Effect windows in calendar days (day 0 is the dose's date; a window "1-3" covers days 1, 2 and 3).
+
+    Bounded windows: one band per dose (or course start). Open-ended windows (aromatase inhibitor,
+    neuropathy): one band per course, to its stop (or today), or from the first dose to today.
+    """
     rows = []
+    end_of_today = _day(now) + timedelta(days=1)
     for generic, group in doses.groupby("generic", sort=False):
         if generic is None or pd.isna(generic):
             continue
         for effect in rules.effects_for(generic):
             label = rules.cause_label(effect.cause)
-            start_day, end_day = effect.window.start_day, effect.window.end_day
-            if end_day is None:
-                first = group["given_at"].min()
-                rows.append((generic, effect.cause, label, first.normalize() + timedelta(days=start_day),
-                             pd.Timestamp(now), effect.explains_back_pain))
+            w = effect.onset_window
+            words = f"days {w.start_day}-{w.end_day}" if w.end_day is not None else f"from day {w.start_day}"
+            if w.end_day is None:
+                courses = group[group["is_course"]]
+                spans = [(c.given_at, c.stopped_at) for c in courses.itertuples()] if not courses.empty else \
+                        [(group["given_at"].min(), None)]
+                for start, stop in spans:
+                    first = _day(start) + timedelta(days=w.start_day)
+                    last = end_of_today if stop is None or pd.isna(stop) else min(_day(stop) + timedelta(days=1),
+                                                                                   end_of_today)
+                    if first < last:
+                        rows.append((generic, effect.cause, label, first, last, effect.back_pain, words))
                 continue
             for given in group["given_at"]:
-                rows.append((generic, effect.cause, label, given.normalize() + timedelta(days=start_day),
-                             given.normalize() + timedelta(days=end_day + 1), effect.explains_back_pain))
-    return pd.DataFrame(rows, columns=["drug", "cause", "label", "start", "end", "explains_back_pain"])
+                rows.append((generic, effect.cause, label, _day(given) + timedelta(days=w.start_day),
+                             _day(given) + timedelta(days=w.end_day + 1), effect.back_pain, words))
+    return pd.DataFrame(rows, columns=["drug", "cause", "label", "start", "end", "back_pain", "window"])
 
 
 def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetime) -> Timeline | None:
@@ -98,30 +124,32 @@ def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetim
             "SELECT regimen_id, name, intent, cycle_days, planned_cycles, start_date, end_date FROM regimens"
             " WHERE patient_id = ? ORDER BY start_date", [patient_id]).df()
         doses = con.execute(
-            "SELECT a.administration_id, a.drug, a.given_at, a.cycle, a.cycle_day, g.name AS regimen"
+            "SELECT a.administration_id, a.drug, a.given_at, a.stopped_at, a.cycle, a.cycle_day, g.name AS regimen"
             " FROM administrations a LEFT JOIN regimens g USING (regimen_id)"
             " WHERE a.patient_id = ? ORDER BY a.given_at", [patient_id]).df()
         reports = con.execute(
             """
             SELECT r.report_id, r.reported_at, r.pain_score, r.source, r.location, r.trend, r.duration_days,
+                   r.pain_pattern,
                    coalesce((SELECT arg_max(tier_after, event_id) FROM events e
                              WHERE e.report_id = r.report_id AND e.action = 'override'), t.tier) AS tier,
-                   t.rule_ids, t.causes,
+                   t.rule_ids, t.leading_causes, t.causes,
                    EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open
             FROM reports r JOIN triage_results t USING (report_id)
             WHERE r.patient_id = ? ORDER BY r.reported_at
             """, [patient_id]).df()
-        links = explanations(con, rules, reports["report_id"].tolist())
+        found = explanations(con, rules, reports["report_id"].tolist())
         events = con.execute(
             "SELECT e.report_id, e.acted_at, e.action, coalesce(e.actor_name, e.actor) AS actor, e.note"
             " FROM events e JOIN reports r USING (report_id) WHERE r.patient_id = ? ORDER BY e.event_id",
             [patient_id]).df()
-    info = [rules.resolve_drug(d) for d in doses["drug"]]
-    doses["generic"] = [i.generic if i else None for i in info]
-    doses["class_label"] = [i.class_label if i else "unrecognised" for i in info]
-    reports["links"] = [links.get(r, {}).get("links", []) for r in reports["report_id"]]
-    reports["position"] = [window_position(rules, ls) for ls in reports["links"]]
-    reports["cause_labels"] = [", ".join(rules.cause_label(c) for c in cs) for cs in reports["causes"]]
+    doses = mark_courses(rules, doses)
+    reports["drug_effects"] = [found.get(r, {}).get("drug_effects", []) for r in reports["report_id"]]
+    reports["position"] = [effects_position(rules, e, at, d) for e, at, d in
+                           zip(reports["drug_effects"], reports["reported_at"], reports["duration_days"])]
+    known = rules.guidance.causes
+    reports["cause_labels"] = [", ".join(rules.cause_label(c) if c in known else c for c in cs)
+                               for cs in reports["causes"]]
     return Timeline(
         patient=patient.iloc[0].to_dict(),
         regimens=regimens,
@@ -130,3 +158,56 @@ def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetim
         reports=reports,
         events=events,
     )
+
+
+# --------------------------------------------------------------------------- the patient's record
+
+
+def patient_record(db: Database, rules: RuleSet, patient_id: str, at: datetime) -> dict[str, Any] | None:
+    """What the record says that the triage uses beyond the report: the patient's flags, anticoagulants
+    and continuous courses (running at ``at``, or stopped in the 42 days before it)."""
+    with db.connect() as con:
+        patient = con.execute(
+            "SELECT patient_id, name, mrn, cancer_type, bone_metastases, osteoporosis, long_term_steroids,"
+            " low_platelets FROM patients WHERE patient_id = ?", [patient_id]).df()
+        if patient.empty:
+            return None
+        doses = con.execute(
+            "SELECT drug, given_at, stopped_at FROM administrations WHERE patient_id = ? AND given_at <= ?"
+            " ORDER BY given_at", [patient_id, at]).df()
+    doses = mark_courses(rules, doses)
+    lookback = timedelta(days=int(rules.parameter("sact_lookback_days")))
+    classes = [rules.resolve_drug(d).drug_class if rules.resolve_drug(d) else None for d in doses["drug"]]
+    doses["drug_class"] = classes
+    courses = doses[doses["is_course"]]
+    current = courses[courses["stopped_at"].isna() | (courses["stopped_at"] >= at - lookback)]
+    anticoagulants = doses[doses["drug_class"] == "anticoagulant"]
+    anticoagulants = anticoagulants[anticoagulants["stopped_at"].isna()
+                                    | (anticoagulants["stopped_at"] >= at - lookback)]
+    return {**patient.iloc[0].to_dict(), "courses": current.to_dict("records"),
+            "anticoagulants": anticoagulants.to_dict("records")}
+
+
+def _course_words(item: dict[str, Any], at: datetime) -> str:
+    stopped = item.get("stopped_at")
+    running = stopped is None or pd.isna(stopped)
+    return (f"{item['drug']} from {day_text(item['given_at'], at)}, "
+            + ("running" if running else f"stopped {day_text(stopped, at)}"))
+
+
+def record_lines(record: dict[str, Any], at: datetime) -> list[str]:
+    """The record in words, for the forms: anticoagulant, low platelets, bone disease, continuous courses."""
+    anti = record["anticoagulants"]
+    lines = [
+        "Anticoagulant: " + ("; ".join(_course_words(a, at) if a.get("is_course") else
+                                       f"{a['drug']} {day_text(a['given_at'], at)}" for a in anti)
+                             if anti else "none recorded"),
+        "Low platelets: " + ("yes" if record.get("low_platelets") else "not recorded"),
+        "Bone: " + (", ".join(w for k, w in (("bone_metastases", "known bone metastases"),
+                                             ("osteoporosis", "osteoporosis"),
+                                             ("long_term_steroids", "long-term steroids")) if record.get(k))
+                    or "no bone metastases, osteoporosis or long-term steroids recorded"),
+        "Continuous courses: " + ("; ".join(_course_words(c, at) for c in record["courses"])
+                                  if record["courses"] else "none running or recently stopped"),
+    ]
+    return lines

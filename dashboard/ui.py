@@ -62,12 +62,14 @@ def rules_in_force() -> RuleSet:
         raise  # pragma: no cover - st.stop raises
 
 
-def reload_rules() -> RuleSet:
-    """Validate the rules from disk again (admin). Raises RulesError and keeps the old rules if invalid."""
-    fresh = load_rules(get_settings().rules_dir)
+def rules_on_disk() -> RuleSet:
+    """Validate the rules from disk again (admin), without putting them in force. Raises RulesError."""
+    return load_rules(get_settings().rules_dir)
+
+
+def install_rules() -> None:
+    """After the stored reports were re-triaged with the rules on disk: every page now loads them."""
     _rules.clear()
-    _rules(str(get_settings().rules_dir))
-    return fresh
 
 
 @st.cache_resource(show_spinner=False)
@@ -290,9 +292,16 @@ def cached_panels(path: str) -> pd.DataFrame:
     return Database(path).query("SELECT panel_id, name, service FROM panels ORDER BY service, name")
 
 
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
+def cached_patient_record(path: str, _rules: RuleSet, rules_version: str, patient_id: str, at: datetime,
+                          version: tuple) -> dict[str, Any] | None:
+    return timeline.patient_record(Database(path), _rules, patient_id, at)
+
+
 def clear_caches() -> None:
     """After a write: every cached read is stale."""
-    for fn in (cached_open_reports, cached_report_detail, cached_timeline, cached_response_times):
+    for fn in (cached_open_reports, cached_report_detail, cached_timeline, cached_response_times,
+               cached_patient_record):
         fn.clear()
 
 
@@ -355,6 +364,41 @@ def show_input_error(exc: Exception) -> None:
     """A validation error, naming each field."""
     problems = getattr(exc, "problems", None) or [("", str(exc))]
     st.error("Not saved:\n" + "\n".join(f"- **{f or 'input'}**: {m}" for f, m in problems))
+
+
+def show_explanation(rules: RuleSet, x: dict[str, Any]) -> None:
+    """A triage in words (:func:`dashboard.queue.explain`): what to do, then why. The queue's detail
+    shows the same two parts side by side; the what-if form one after the other."""
+    show_what_to_do(x)
+    show_why(x)
+
+
+def show_what_to_do(x: dict[str, Any]) -> None:
+    """The leading causes, then imaging, referral and advice, each line with its time in words."""
+    st.markdown("#### What to do")
+    st.markdown("**Leading:** " + (", ".join(x["leading"]) or x["leading_note"]) + "  \n"
+                "**Also considered:** " + (", ".join(x["also_considered"]) or "none"))
+    lines = lambda items: "\n".join(f"- **{line['when']}** · {line['text']}" for line in items)  # noqa: E731
+    st.markdown("**Imaging:**\n" + (lines(x["imaging"]) if x["imaging"] else "- none"))
+    st.markdown("**Referral and action:**\n" + (lines(x["referral"]) if x["referral"] else "- none"))
+    st.markdown("**Advice and safety net (read to the patient):**\n" + "\n".join(f"- {a}" for a in x["advice"]))
+
+
+def show_why(x: dict[str, Any]) -> None:
+    """The rules that fired (with rationale and source), the drug effects, recent SACT and the treatment facts."""
+    st.markdown("#### Why this tier")
+    for r in x["rules_fired"]:
+        with st.expander(f"{r['id']} · {r['title']} ({r['tier']})", expanded=r["tier"] in ("emergency", "urgent")):
+            st.markdown(f"**When:** {r['condition']}\n\n**Why:** {r['rationale']}\n\n**Source:** {r['sources']}")
+    effects = x["drug_effects"] or ["no back-pain drug effect fits this report's timing"]
+    st.markdown("**Drug effects:**\n" + "\n".join(f"- {e}" for e in effects))
+    head, _, rest = x["recent_sact"].partition(":")
+    st.markdown(f"**{head}:**{rest}")
+    if x["facts"]:
+        st.markdown("**From the treatment record:**\n" + "\n".join(f"- {f}" for f in x["facts"]))
+    if x["unrecognised"]:
+        st.warning(f"Unrecognised drug names: {', '.join(x['unrecognised'])}. Each counts as possible anticancer "
+                   "treatment for recent SACT; confirm what they are.")
 
 
 def find_patients_safe(ctx: Context, text: str, panels: list[str] | None = None) -> pd.DataFrame | None:

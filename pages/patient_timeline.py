@@ -28,17 +28,19 @@ st.subheader(f"{p['name']} · {p['mrn']}")
 st.caption(
     f"{p['cancer_type']}" + (" · known bone metastases" if p["bone_metastases"] else "")
     + (" · osteoporosis" if p["osteoporosis"] else "") + (" · long-term steroids" if p["long_term_steroids"] else "")
+    + (" · low platelets" if p.get("low_platelets") else "")
     + f" · panel {p['panel_name']} · born {p['date_of_birth']:%d %b %Y}"
 )
 if tl.doses.empty and tl.reports.empty:
     st.info("No doses or reports recorded for this patient.")
     st.stop()
 st.plotly_chart(charts.timeline_figure(tl, now=ctx.now), key="timeline_chart", config={"displaylogo": False})
-st.caption("Shaded bands: where each drug's back-pain effects are expected (darker: the windows that can explain "
-           "pain as an expected effect; lighter: aromatase-inhibitor and neuropathy windows). Marker shape and "
-           "colour give the tier; hover for details.")
+st.caption("Ticks are doses; bars are continuous courses, from their start to their stop (or to today). Shaded "
+           "bands: where each drug's effects are expected, in calendar days after each dose (day 0 is the dose's "
+           "date). Darker: back-pain effects (G-CSF, taxane, anti-HER2 infusion); lighter: aromatase-inhibitor and "
+           "neuropathy windows. Marker shape and colour give the tier; hover for details.")
 
-st.markdown("#### Reports against the windows")
+st.markdown("#### Reports and the drug effects that fit them")
 reports = tl.reports.sort_values("reported_at", ascending=False)
 st.dataframe(
     reports.assign(
@@ -55,7 +57,7 @@ st.dataframe(
         "pain_score": st.column_config.NumberColumn("Pain", format="%d/10"),
         "rules": "Rules fired",
         "cause_labels": "Suspected causes",
-        "position": st.column_config.TextColumn("Against the drug windows", width="large"),
+        "position": st.column_config.TextColumn("Drug effects (explained or possible)", width="large"),
         "status": "Status",
     },
 )

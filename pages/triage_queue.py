@@ -6,8 +6,11 @@ import streamlit as st
 
 from dashboard import charts, queue, ui, workflow
 from dashboard.access import Action, Page
-from dashboard.labels import ESCALATION_LABELS, FLAG_LABELS, OUTCOME_LABELS, duration
+from dashboard.labels import (ESCALATION_LABELS, FLAG_GROUPS, FLAG_QUESTIONS, ONSET_LABELS, ONSET_QUESTION,
+                              OUTCOME_LABELS, PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, answer, duration,
+                              red_flags, report_answers)
 from dashboard.models import InputError
+from dashboard.timeline import record_lines
 
 ctx = ui.guard(Page.QUEUE)
 rules, path = ctx.rules, str(ctx.db.path)
@@ -34,42 +37,53 @@ if ctx.user.may(Action.NEW_REPORT):
             st.warning("No patient in the chosen panels matches.")
         if found is not None and not found.empty:
             options = dict(zip(found["patient_id"], found["name"] + " · " + found["mrn"] + " · " + found["cancer_type"]))
+            patient_id = st.selectbox("Patient", list(options), format_func=options.get, key="nr_patient")
+            record = ui.cached_patient_record(path, rules, rules.version, patient_id, ctx.now.replace(second=0),
+                                              ctx.version)
+            if record is not None:
+                st.info("**From the record** (used by the triage; not asked on the phone):\n"
+                        + "\n".join(f"- {line}" for line in record_lines(record, ctx.now)), icon=":material/folder_shared:")
             with st.form("new_report", clear_on_submit=False):
-                patient_id = st.selectbox("Patient", list(options), format_func=options.get, key="nr_patient")
                 c1, c2, c3 = st.columns(3)
                 day = c1.date_input("Reported on", value=ctx.now.date(), max_value=ctx.now.date())
                 at = c2.time_input("at", value=ctx.now.time().replace(second=0), step=timedelta(minutes=5))
                 pain = c3.slider("Pain score (0-10)", 0, 10, 3, key="nr_pain")
-                c1, c2, c3, c4 = st.columns(4)
-                onset = c1.selectbox("Onset", [None, "sudden", "gradual"], format_func=lambda v: v or "not asked")
-                trend = c2.selectbox("Trend", [None, "improving", "stable", "worsening"], format_func=lambda v: v or "not asked")
-                location = c3.selectbox("Where", [None, "cervical", "thoracic", "lumbar", "sacral"],
-                                        format_func=lambda v: v or "not asked")
-                duration_days = c4.number_input("For how many days", min_value=0, max_value=36500, value=None, step=1)
+                c1, c2 = st.columns(2)
+                pattern = c1.radio(f"**{PAIN_PATTERN_QUESTION}** (ask)", list(PAIN_PATTERN_LABELS), index=None,
+                                   format_func=PAIN_PATTERN_LABELS.get, key="nr_pain_pattern", horizontal=True)
+                onset = c2.radio(f"**{ONSET_QUESTION}** (ask)", list(ONSET_LABELS), index=None,
+                                 format_func=ONSET_LABELS.get, key="nr_onset", horizontal=True)
+                c1, c2, c3 = st.columns(3)
+                trend = c1.selectbox("Getting better, the same, or worse?", [None, "improving", "stable", "worsening"],
+                                     format_func=lambda v: v or "not asked", key="nr_trend")
+                location = c2.selectbox("Where in the back?", [None, "cervical", "thoracic", "lumbar", "sacral"],
+                                        format_func=lambda v: v or "not asked", key="nr_location")
+                duration_days = c3.number_input("For how many days?", min_value=0, max_value=36500, value=None, step=1,
+                                                key="nr_duration_days")
                 st.markdown("**Red flags: ask every one**")
-                groups = {
-                    "Neurology (cord compression)": ["leg_weakness", "difficulty_walking", "leg_numbness",
-                                                     "bladder_or_bowel_change", "radiating_pain"],
-                    "Infection": ["rigors", "feels_unwell"],
-                    "Spine and fracture": ["worse_at_night", "worse_on_straining", "worse_on_movement",
-                                           "localised_tenderness", "after_minor_strain"],
-                    "Other": ["uncontrolled_by_analgesia", "hand_foot_tingling"],
-                }
                 flags = {}
-                for col, (title, names) in zip(st.columns(4), groups.items()):
-                    col.caption(title)
-                    for name in names:
-                        flags[name] = col.checkbox(FLAG_LABELS[name], key=f"nr_{name}")
+                groups = list(FLAG_GROUPS.items())
+                for pair in (groups[:2], groups[2:]):  # two groups a row: the questions read in full
+                    for col, (title, names) in zip(st.columns(2), pair):
+                        col.caption(title)
+                        for name in names:
+                            flags[name] = col.checkbox(FLAG_QUESTIONS[name], key=f"nr_{name}")
                 c1, c2 = st.columns([1, 3])
                 temperature = c1.number_input("Temperature °C (if taken)", min_value=30.0, max_value=45.0, value=None,
                                               step=0.1, format="%.1f", key="nr_temperature")
                 note = c2.text_area("Note", max_chars=2000, height=68, key="nr_note")
                 if st.form_submit_button("Triage and add to the queue", type="primary", key="submit_new_report"):
+                    unasked = [(f, q) for f, q, v in (("report.pain_pattern", PAIN_PATTERN_QUESTION, pattern),
+                                                     ("report.onset", ONSET_QUESTION, onset)) if v is None]
                     try:
+                        if unasked:
+                            raise InputError([(f, f"ask \"{q}\" and choose an answer (\"Not sure\" if the "
+                                                  "patient cannot say)") for f, q in unasked])
                         done = workflow.submit_report(
                             ctx.db, rules, ctx.user, ui.local_now(), patient_id=patient_id, note=note or None,
-                            report={"reported_at": datetime.combine(day, at), "pain_score": pain, "onset": onset,
-                                    "trend": trend, "location": location, "duration_days": duration_days,
+                            report={"reported_at": datetime.combine(day, at), "pain_score": pain,
+                                    "pain_pattern": answer(pattern), "onset": answer(onset), "trend": trend,
+                                    "location": location, "duration_days": duration_days,
                                     "temperature_c": temperature, **flags},
                         )
                     except InputError as exc:
@@ -174,30 +188,31 @@ if len(group) > 1:
     st.info(f"Grouped with {len(group) - 1} more open report(s) from this patient: {', '.join(group[1:])}. "
             "Actions apply to the whole group.")
 
+flags = red_flags(detail, fever_c=rules.parameter("neutropenic_fever_c"),
+                  low_c=rules.parameter("neutropenic_low_temperature_c"))
+st.markdown(f"**Red flags:** {', '.join(flags) or 'none reported'}  \n**Answers:** " + " · ".join(report_answers(detail)))
+if detail["rules_version"] != rules.version:
+    st.warning(f"Triaged under rules {detail['rules_version']}; the rules in force are {rules.version}.")
+if detail["override_tier"]:
+    st.caption(f"The guidance below is that of the triage ({detail['triage_tier']}); the tier was overridden to "
+               f"{detail['override_tier']}.")
+
 left, right = st.columns([1, 1], gap="large")
 with left:
-    st.markdown("#### Why this tier")
-    for r in queue.rules_fired_text(rules, list(detail["rule_ids"])):
-        with st.expander(f"{r['id']} · {r['title']} ({r['tier']})", expanded=r["tier"] in ("emergency", "urgent")):
-            st.markdown(f"**When:** {r['condition']}\n\n**Why:** {r['rationale']}\n\n**Source:** {r['sources']}")
-    st.markdown("#### Suspected causes")
-    for line in queue.cause_links_text(rules, detail) or ["No specific cause suspected."]:
-        st.markdown(f"- {line}")
-    if len(detail["unrecognised_drugs"]):
-        st.warning(f"Unrecognised drug names (not used by the rules): {', '.join(detail['unrecognised_drugs'])}")
-    st.markdown("#### Imaging, referral, advice")
-    st.markdown("**Imaging:** " + ("; ".join(detail["imaging"]) or "none needed"))
-    st.markdown("**Referral and action:**\n" + "\n".join(f"- {x}" for x in detail["referral"]))
-    st.markdown("**Advice and safety net (read to the patient):**\n" + "\n".join(f"- {x}" for x in detail["advice"]))
+    ui.show_what_to_do(detail["explained"])
 with right:
+    ui.show_why(detail["explained"])
+left, right = st.columns([3, 2], gap="large")
+with left:
     tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ctx.version, now.date())
     if tl is not None:
         st.markdown("#### The six weeks before this report")
         reported = detail["reported_at"]
         st.plotly_chart(charts.timeline_figure(tl, since=reported - timedelta(days=42),
-                                               until=min(now, reported + timedelta(days=7)), height=400, compact=True,
+                                               until=min(now, reported + timedelta(days=7)), height=420, compact=True,
                                                highlight=reported),
                         key="detail_timeline", config={"displaylogo": False})
+with right:
     st.markdown("#### History")
     events = detail["events"]
     if events.empty:

@@ -26,62 +26,113 @@ def edit(folder: Path, name: str, old: str, new: str) -> None:
 
 
 def test_the_rules_in_force_load(rules):
-    assert [r.id for r in rules.rules] == ["E1", "E2", "E3", "U1", "U2", "U3", "U4", "U5", "S1", "S2", "S3", "R1", "R2"]
+    assert [r.id for r in rules.rules] == ["E1", "E2", "E3", "E4", "U1", "U2", "U3", "U4", "U5", "U6", "U7",
+                                           "S1", "S2", "S3", "R1", "R2"]
     assert rules.tier_ids == ["emergency", "urgent", "soon", "routine"]
     assert [rules.respond_within_minutes(t) for t in rules.tier_ids] == [15, 120, 1440, 4320]
     assert set(rules.cause_codes) == {
-        "mscc", "neutropenic_sepsis", "spinal_infection", "spinal_metastasis", "pathological_fracture",
-        "fragility_fracture", "cipn", "ai_arthralgia", "gcsf_bone_pain", "taxane_acute_pain", "anti_her2_infusion"}
+        "mscc", "neutropenic_sepsis", "spinal_infection", "spinal_haematoma", "spinal_metastasis",
+        "pathological_fracture", "fragility_fracture", "tumour_flare", "hypercalcaemia", "cipn", "ai_arthralgia",
+        "gcsf_bone_pain", "taxane_acute_pain", "anti_her2_infusion"}
     for r in rules.rules:
         assert r.rationale.strip() and r.source and r.condition.strip()
     # Both neutropenic-sepsis thresholds are kept; UKONS is the default.
     p = rules.parameters["neutropenic_fever_c"]
     assert p.value == 37.5 and [a.value for a in p.alternatives] == [38.0]
+    # Every tier has default guidance for reports whose leading rule names no cause.
+    assert set(rules.guidance.tier_defaults) == set(rules.tier_ids)
+    # The cancer types of the contract, with synonyms.
+    assert rules.resolve_cancer_type("Multiple Myeloma") == "myeloma"
+    assert {"breast", "lung", "prostate", "colorectal", "myeloma", "lymphoma", "other"} <= set(rules.cancer_types)
 
 
 def test_version_is_a_hash_of_the_files(rules_copy, rules):
     assert load_rules(rules_copy).version == rules.version
     edit(rules_copy, "tiers.yaml", "Act now", "Act now!")
     assert load_rules(rules_copy).version != rules.version
+    before = load_rules(rules_copy).version
+    edit(rules_copy, "cancer_types.yaml", "melanoma: {label: Melanoma", "melanoma: {label: Skin melanoma")
+    assert load_rules(rules_copy).version != before
 
 
+# Rule indices in triage_rules.yaml: E1 0, E2 1, E3 2, E4 3, U1 4, U2 5, U3 6, U4 7, U5 8, U6 9, U7 10,
+# S1 11, S2 12, S3 13, R1 14, R2 15.
+U2_HEAD = "  - id: U2\n    tier: urgent\n"
 MISTAKES = [
     ("triage_rules.yaml", "any: [leg_weakness,", "any: [leg_weaknes,", "rules[0].when.any[0]", "leg_weaknes"),
-    ("triage_rules.yaml", "value: [thoracic, cervical]", "value: [thorasic, cervical]", "rules[3].when.any[0].value",
+    ("triage_rules.yaml", "any: [leg_weakness, difficulty_walking, leg_numbness, saddle_numbness,",
+     "any: [leg_weakness, difficulty_walking, leg_numbness, sadle_numbness,", "rules[0].when.any[3]", "sadle_numbness"),
+    ("triage_rules.yaml", "value: [thoracic, cervical]", "value: [thorasic, cervical]", "rules[4].when.any[0].value",
      "thorasic"),
-    ("triage_rules.yaml", 'op: ">=", value: $severe_pain_score', 'op: "=>", value: $severe_pain_score',
-     "rules[4].when.any[0].op", ""),
-    ("triage_rules.yaml", "value: $severe_pain_score", "value: $severe_pain", "rules[4].when.any[0].value",
-     "$severe_pain"),
-    ("triage_rules.yaml", "  - id: U2\n    tier: urgent", "  - id: U2\n    tier: urgnet", "rules[4].tier", "urgnet"),
-    ("triage_rules.yaml", "  - id: U2\n", "  - id: U1\n", "rules[4].id", "duplicate"),
+    ("triage_rules.yaml", "value: [new, changed]", "value: [new, altered]", "rules[6].when.all[2].any[0].value",
+     "altered"),
+    ("triage_rules.yaml", "{unknown: pain_pattern}", "{unknown: pain_patern}", "rules[6].when.all[2].any[1]",
+     "pain_patern"),
+    ("triage_rules.yaml", U2_HEAD + "    title: Severe or uncontrolled pain\n    condition: Pain score 7 or more, or "
+     "pain not controlled by regular analgesia.\n    when:\n      any:\n        - {field: pain_score, op: \">=\"",
+     U2_HEAD + "    title: Severe or uncontrolled pain\n    condition: Pain score 7 or more, or "
+     "pain not controlled by regular analgesia.\n    when:\n      any:\n        - {field: pain_score, op: \"=>\"",
+     "rules[5].when.any[0].op", ""),
+    ("triage_rules.yaml", "        - {field: pain_score, op: \">=\", value: $severe_pain_score}\n        - "
+     "uncontrolled_by_analgesia", "        - {field: pain_score, op: \">=\", value: $severe_pain}\n        - "
+     "uncontrolled_by_analgesia", "rules[5].when.any[0].value", "$severe_pain"),
+    ("triage_rules.yaml", U2_HEAD, "  - id: U2\n    tier: urgnet\n", "rules[5].tier", "urgnet"),
+    ("triage_rules.yaml", U2_HEAD, "  - id: U1\n    tier: urgent\n", "rules[5].id", "duplicate"),
     ("triage_rules.yaml", "    cause: mscc", "    cause: cord_compression", "rules[0].cause", "cord_compression"),
-    ("triage_rules.yaml", "    source: [nice_ng234, nice_cg75, seed_000, seed_004]",
-     "    source: [nice_ng234, nice_cg99]", "rules[0].source[1]", "nice_cg99"),
+    ("triage_rules.yaml", "    cause: hypercalcaemia", "    cause: hypercalcemia", "rules[10].cause", "hypercalcemia"),
+    ("triage_rules.yaml", "    source: [nice_ng234, seeds]", "    source: [nice_ng234, nice_cg75]", "rules[0].source[1]",
+     "nice_cg75"),
     ("triage_rules.yaml", "    rationale: >-\n      Neurological", "    rationales: >-\n      Neurological",
      "rules[0]", ""),
-    ("triage_rules.yaml", "when: {rules_fired: [U1, U2, U3, U4], at_least: 2}",
-     "when: {rules_fired: [U1, U2, U3, U9], at_least: 2}", "rules[2].when.rules_fired[3]", "U9"),
-    ("triage_rules.yaml", "when: {rules_fired: [U1, U2, U3, U4], at_least: 2}",
-     "when: {rules_fired: [U1, U2, E3], at_least: 2}", "rules[2].when", "reads itself"),
+    ("triage_rules.yaml", "{rules_fired: [U1, U2, U3, U4], at_least: 1}",
+     "{rules_fired: [U1, U2, U3, U9], at_least: 1}", "rules[2].when.all[1].rules_fired[3]", "U9"),
+    ("triage_rules.yaml", "{rules_fired: [U1, U2, U3, U4], at_least: 1}",
+     "{rules_fired: [U1, U2, E3], at_least: 1}", "rules[2].when", "reads itself"),
     ("triage_rules.yaml", "    value: 42\n", "    value: forty-two\n", "parameters.sact_lookback_days.value", ""),
-    ("triage_rules.yaml", "    days_before_report: {max: $sact_lookback_days}",
-     "    days_before_report: {max: $neutropenic_fever_c}", "facts.recent_sact.days_before_report.max", "whole number"),
+    ("triage_rules.yaml", "    days_before_report: {min: 0, max: $sact_lookback_days}",
+     "    days_before_report: {min: 0, max: $neutropenic_fever_c}", "facts.recent_sact.days_before_report.max",
+     "whole number"),
+    ("triage_rules.yaml", "    exposure: first\n", "    exposure: earliest\n",
+     "facts.lhrh_agonist_started_recently.exposure", "'first'"),
+    ("triage_rules.yaml", "    of: [{drug_class: anticoagulant}]", "    of: [{drug_class: anticoagulants}]",
+     "facts.anticoagulated.of[0].drug_class", "anticoagulants"),
     ("triage_rules.yaml", "  - id: E1\n", "  - id: E1\n  - id: E1\n", "rules[0]", ""),
     ("drugs.yaml", "{name: docetaxel, class: cytotoxic,", "{name: docetaxel, class: cytotoxicc,",
      "drugs[6].class", "cytotoxicc"),
     ("drugs.yaml", "synonyms: [Taxotere, Docefrez]", "synonyms: [Taxotere, Taxol]", "drugs[6].synonyms[1]", "Taxol"),
-    ("drugs.yaml", "    window: {start_day: 0, end_day: 7}\n    explains_back_pain: true\n    note: Onset day 1-2",
-     "    window: {start_day: 7, end_day: 0}\n    explains_back_pain: true\n    note: Onset day 1-2",
-     "effects[0].window", "before start_day"),
+    ("drugs.yaml", "{name: letrozole, class: aromatase_inhibitor, continuous: true,",
+     "{name: letrozole, class: aromatase_inhibitor, continuous: yes please,", "drugs[", "continuous"),
+    ("drugs.yaml", "    onset_window: {start_day: 0, end_day: 4}", "    onset_window: {start_day: 4, end_day: 0}",
+     "effects[0].onset_window", "before start_day"),
+    ("drugs.yaml", "    lasts_at_most_days: 7\n    back_pain: true\n    lowers_moderate_pain: true\n    note: Bone pain",
+     "    lasts_at_most_days: -7\n    back_pain: true\n    lowers_moderate_pain: true\n    note: Bone pain",
+     "effects[0].lasts_at_most_days", ""),
+    ("drugs.yaml", "    back_pain: true\n    lowers_moderate_pain: false\n    note: Intravenous",
+     "    back_pain: true\n    lowers_moderate_pain: maybe\n    note: Intravenous",
+     "effects[3].lowers_moderate_pain", ""),
     ("drugs.yaml", "{name: vincristine, class: cytotoxic, neurotoxic: true,", "{name: vincristine, class: cytotoxic,",
      "effects (cipn).drugs", "vincristine"),
     ("guidance.yaml", "  taxane_acute_pain:\n    label:", "  taxane_pain:\n    label:", "effects[2].cause",
      "taxane_acute_pain"),
+    ("guidance.yaml", "{topic: spine_mri, within_hours: 24, text: \"Whole-spine MRI as soon",
+     "{topic: spine_mri, within_hours: soon, text: \"Whole-spine MRI as soon",
+     "causes.mscc.imaging[0].within_hours", ""),
+    ("guidance.yaml", "{topic: spine_mri, within_hours: 24, text: \"Whole-spine MRI as soon",
+     "{topic: Spine MRI, within_hours: 24, text: \"Whole-spine MRI as soon", "causes.mscc.imaging[0].topic", ""),
+    ("guidance.yaml", "only_for_rules: [E3], text: \"MRI spine", "only_for_rules: [E9], text: \"MRI spine",
+     "causes.spinal_infection.imaging[0].only_for_rules[0]", "E9"),
+    ("guidance.yaml", "  soon:\n    imaging:", "  later:\n    imaging:", "tier_defaults", ""),
     ("guidance.yaml", "  within_24_hours: >-", "  within_a_day: >-", "safety_net", ""),
     ("tiers.yaml", "respond_within_minutes: 15", "respond_within_minutes: 600", "tiers", "longer"),
     ("tiers.yaml", "respond_within_minutes: 120", "respond_within_minutes: two hours", "tiers[1].respond_within_minutes", ""),
     ("sources.yaml", "  nice_cg151:\n", "  nice_cg151:\n  nice_cg151:\n", "line", "duplicate key"),
+    ("cancer_types.yaml", "  myeloma: {label: Multiple myeloma, synonyms: [multiple myeloma,",
+     "  myeloma: {label: Multiple myeloma, synonyms: [lymphoma,", "cancer_types.lymphoma.name",
+     "already names 'myeloma'"),
+    ("cancer_types.yaml", "  upper_gi: {label:", "  Upper-GI: {label:", "cancer_types.Upper-GI", "lower_snake_case"),
+    ("cancer_types.yaml", "  sarcoma: {label: Sarcoma, synonyms: []}", "  sarcoma: {labels: Sarcoma, synonyms: []}",
+     "cancer_types.sarcoma", ""),
+    ("cancer_types.yaml", "cancer_types:\n", "cancer_type:\n", "cancer_type", ""),
 ]
 
 
@@ -97,8 +148,8 @@ def test_a_mistake_stops_loading_naming_file_and_field(rules_copy, file, old, ne
 
 
 def test_rules_that_read_each_other_stop_loading(rules_copy):
-    edit(rules_copy, "triage_rules.yaml", "when: {rules_fired: [U1, U2, U3, U4], at_least: 2}",
-         "when: {rules_fired: [U1, U2], at_least: 2}")
+    edit(rules_copy, "triage_rules.yaml", "{rules_fired: [U1, U2, U3, U4], at_least: 1}",
+         "{rules_fired: [U1, U2], at_least: 1}")
     edit(rules_copy, "triage_rules.yaml", "    when:\n      any: [leg_weakness,",
          "    when:\n      any: [{rules_fired: [E3], at_least: 1}, leg_weakness,")
     edit(rules_copy, "triage_rules.yaml", "  - id: U2\n    tier: urgent\n    title: Severe or uncontrolled pain\n"

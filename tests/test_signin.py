@@ -122,7 +122,7 @@ def test_a_nurse_signs_in_through_the_provider_and_sees_the_queue(signin_app, pr
     sign_in(page, signin_app["base"], provider, NURSE)
     assert page.locator("h1", has_text="Triage queue").count() == 1
     grid = page.locator("[data-testid=stDataFrame]").first
-    assert grid.is_visible()
+    grid.wait_for(state="visible", timeout=30_000)  # the live queue may be mid-refresh
     assert any(n in (grid.text_content() or "") for n in patient_names)  # patient rows (the grid's accessible table)
     assert page.locator("[data-testid=stException]").count() == 0
     side = sidebar_text(page)
