@@ -118,17 +118,16 @@ def guidance_cards(rules: RuleSet) -> list[dict]:
 
 
 def within_words(hours: int) -> str:
-    """A guidance line's time in words."""
+    """A guidance line's time in words: now, within N hours (up to a day), within N days or weeks."""
     if hours == 0:
         return "now"
-    if hours < 24:
+    if hours <= 24:
         return f"within {hours} hour{'s' if hours != 1 else ''}"
     if hours % 168 == 0:
         weeks = hours // 168
         return f"within {weeks} week{'s' if weeks != 1 else ''}"
     if hours % 24 == 0:
-        days = hours // 24
-        return "today" if days == 1 else f"within {days} days"
+        return f"within {hours // 24} days"
     return f"within {hours} hours"
 
 
