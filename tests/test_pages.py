@@ -461,7 +461,7 @@ def test_the_referral_summary_uses_the_same_composition_as_the_detail(app_db, ru
     assert "- Leading causes: Suspected spinal cord or cauda equina compression" in summary
     assert "- Also considered: Pain suggestive of spinal metastases" in summary
     mri = [line for line in summary.splitlines() if line.startswith("- Imaging") and "Whole-spine MRI" in line]
-    assert mri == ["- Imaging, today · Whole-spine MRI as soon as possible, always within 24 hours"]
+    assert mri == ["- Imaging, within 24 hours · Whole-spine MRI as soon as possible, always within 24 hours"]
     assert "within 1 week" not in summary.split("## Requested")[1].split("## Advice")[0]
 
 
