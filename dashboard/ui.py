@@ -25,7 +25,7 @@ from dashboard.access import PAGES, Page, Role, User, parse_role
 from dashboard.config import Settings, get_settings, local_now
 from dashboard.db import Database, DatabaseError, default_database
 from dashboard.db import data_version as db_data_version
-from dashboard.labels import TIER_COLOURS, TIER_SYMBOLS
+from dashboard.labels import FLAG_GROUPS, FLAG_QUESTIONS, TIER_COLOURS, TIER_SYMBOLS
 from dashboard.rules import RuleSet, RulesError, load_rules
 
 PAGE_TITLE = "Backline"
@@ -410,3 +410,16 @@ def find_patients_safe(ctx: Context, text: str, panels: list[str] | None = None)
     except InputError as exc:
         show_input_error(exc)
         return None
+
+
+def red_flag_questions(key_prefix: str) -> dict[str, bool]:
+    """The red-flag questions of the phone and what-if forms, two groups a row so that each reads
+    in full; the answers by field."""
+    flags: dict[str, bool] = {}
+    groups = list(FLAG_GROUPS.items())
+    for pair in (groups[:2], groups[2:]):
+        for col, (title, names) in zip(st.columns(2), pair):
+            col.caption(title)
+            for name in names:
+                flags[name] = col.checkbox(FLAG_QUESTIONS[name], key=f"{key_prefix}{name}")
+    return flags

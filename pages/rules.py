@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.access import Action, Page
-from dashboard.labels import (FLAG_GROUPS, FLAG_QUESTIONS, ONSET_LABELS, ONSET_QUESTION, PAIN_PATTERN_LABELS,
+from dashboard.labels import (ONSET_LABELS, ONSET_QUESTION, PAIN_PATTERN_LABELS,
                               PAIN_PATTERN_QUESTION, answer, target_text)
 from dashboard.models import InputError, medications_from_lines, validate_case
 from dashboard.queue import explain_outcome
@@ -73,13 +73,7 @@ with tabs[3]:
                                         key="wi_duration_days")
         temperature = c4.number_input("Temperature °C", min_value=30.0, max_value=45.0, value=None, step=0.1,
                                       format="%.1f", key="wi_temperature")
-        flags = {}
-        groups = list(FLAG_GROUPS.items())
-        for pair in (groups[:2], groups[2:]):  # two groups a row: the questions read in full
-            for col, (title, fields) in zip(st.columns(2), pair):
-                col.caption(title)
-                for f in fields:
-                    flags[f] = col.checkbox(FLAG_QUESTIONS[f], key=f"wi_{f}")
+        flags = ui.red_flag_questions("wi_")
         st.markdown("**Medications**, one per line, days counted back from the report: `drug, days` is a dose that "
                     "many days before (for a drug taken continuously, a course started then and still running); "
                     "`drug, started, stopped` is a course, e.g. `letrozole, 400, 30` started 400 days before and "

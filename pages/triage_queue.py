@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, queue, ui, workflow
 from dashboard.access import Action, Page
-from dashboard.labels import (ESCALATION_LABELS, FLAG_GROUPS, FLAG_QUESTIONS, ONSET_LABELS, ONSET_QUESTION,
+from dashboard.labels import (ESCALATION_LABELS, ONSET_LABELS, ONSET_QUESTION,
                               OUTCOME_LABELS, PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, answer, duration,
                               red_flags, report_answers)
 from dashboard.models import InputError
@@ -61,13 +61,7 @@ if ctx.user.may(Action.NEW_REPORT):
                 duration_days = c3.number_input("For how many days?", min_value=0, max_value=36500, value=None, step=1,
                                                 key="nr_duration_days")
                 st.markdown("**Red flags: ask every one**")
-                flags = {}
-                groups = list(FLAG_GROUPS.items())
-                for pair in (groups[:2], groups[2:]):  # two groups a row: the questions read in full
-                    for col, (title, names) in zip(st.columns(2), pair):
-                        col.caption(title)
-                        for name in names:
-                            flags[name] = col.checkbox(FLAG_QUESTIONS[name], key=f"nr_{name}")
+                flags = ui.red_flag_questions("nr_")
                 c1, c2 = st.columns([1, 3])
                 temperature = c1.number_input("Temperature °C (if taken)", min_value=30.0, max_value=45.0, value=None,
                                               step=0.1, format="%.1f", key="nr_temperature")
