@@ -109,22 +109,22 @@ class _Compiler:
 
     # ---- doses: which a selector takes, and why
     @staticmethod
-    def selector(sel: DoseSelector) -> str:
+    def selector(sel: DoseSelector, alias: str = "d") -> str:
         if sel.unrecognised:
-            return "(d.d_generic IS NULL)"
+            return f"({alias}.d_generic IS NULL)"
         parts = []
         if sel.sact is not None:
-            parts.append(f"d.d_sact = {_lit(sel.sact)}")
+            parts.append(f"{alias}.d_sact = {_lit(sel.sact)}")
         if sel.neurotoxic is not None:
-            parts.append(f"d.d_neurotoxic = {_lit(sel.neurotoxic)}")
+            parts.append(f"{alias}.d_neurotoxic = {_lit(sel.neurotoxic)}")
         if sel.drug_class is not None:
-            parts.append(f"d.d_class = {_lit(sel.drug_class)}")
+            parts.append(f"{alias}.d_class = {_lit(sel.drug_class)}")
         if sel.drugs:
-            parts.append(f"d.d_generic IN ({_names(sel.drugs)})")
+            parts.append(f"{alias}.d_generic IN ({_names(sel.drugs)})")
         return "(" + " AND ".join(parts) + ")"
 
-    def matches(self, fact: Fact) -> str:
-        return "(" + " OR ".join(self.selector(s) for s in fact.of) + ")"
+    def matches(self, fact: Fact, alias: str = "d") -> str:
+        return "(" + " OR ".join(self.selector(s, alias) for s in fact.of) + ")"
 
     def counted_as(self, name: str, fact: Fact) -> str:
         whens = " ".join(
@@ -189,7 +189,7 @@ class _Compiler:
             qualifies = (f"({started} AND {exposure_day} = (SELECT max(CASE WHEN d2.is_course THEN "
                          f"least(coalesce(d2.stopped_at::DATE, n.report_day), n.report_day) ELSE d2.given_at::DATE END) "
                          f"FROM d d2 WHERE d2.kid = n.kid AND d2.given_at <= n.reported_at AND "
-                         f"{match.replace('d.', 'd2.')}))")
+                         f"{self.matches(fact, 'd2')}))")
         else:  # running
             course_cond = (f"d.is_course AND {match} AND {started} AND (d.stopped_at IS NULL OR "
                            f"d.stopped_at::DATE >= n.report_day) AND {within(given_days)}")
