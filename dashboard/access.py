@@ -33,6 +33,8 @@ class Action(StrEnum):
     RESOLVE = "resolve"
     OVERRIDE = "override"
     NOTE = "note"
+    TAKE = "take"
+    RELEASE = "release"
     NEW_REPORT = "new_report"
     EXPORT_AUDIT = "export_audit"
     RELOAD_RULES = "reload_rules"
@@ -51,6 +53,8 @@ ACTIONS: dict[Action, frozenset[Role]] = {
     Action.ESCALATE: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.RESOLVE: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.NOTE: frozenset({Role.NURSE, Role.PHYSICIAN}),
+    Action.TAKE: frozenset({Role.NURSE, Role.PHYSICIAN}),
+    Action.RELEASE: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.NEW_REPORT: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.OVERRIDE: frozenset({Role.PHYSICIAN}),
     Action.EXPORT_AUDIT: frozenset({Role.LEAD}),

@@ -47,6 +47,20 @@ FLAG_QUESTIONS: dict[str, str] = {
     "rigors": "Any shivering or shaking attacks?",
     "feels_unwell": "Do you feel generally unwell?",
 }
+# The answers to a red-flag question on the phone: "could not ask" counts as yes for the triage and
+# is recorded as not asked.
+FLAG_ANSWERS: dict[str, str] = {"yes": "Yes", "no": "No", "unasked": "Could not ask"}
+
+
+def flag_answers(answers: dict[str, str | None]) -> tuple[dict[str, bool], list[str], list[str]]:
+    """The phone form's answers as the report's flags (could not ask = yes), the fields not asked,
+    and the questions not answered yet (in words)."""
+    flags = {f: a in ("yes", "unasked") for f, a in answers.items()}
+    unasked = [f for f, a in answers.items() if a == "unasked"]
+    missing = [FLAG_QUESTIONS[f] for f, a in answers.items() if a is None]
+    return flags, unasked, missing
+
+
 # The questions grouped as the phone form asks them.
 FLAG_GROUPS: dict[str, list[str]] = {
     "Neurology (cord compression)": ["leg_weakness", "difficulty_walking", "leg_numbness", "saddle_numbness",
@@ -86,6 +100,8 @@ ACTION_LABELS = {
     "override": "Tier overridden",
     "note": "Note",
     "retriaged": "Re-triaged",
+    "take": "Taken",
+    "release": "Released",
 }
 ESCALATION_LABELS = {
     "acute_oncology": "Acute oncology",

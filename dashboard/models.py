@@ -68,13 +68,26 @@ def _date_time_only(value: Any) -> Any:
     return value
 
 
+# In a note, line breaks and tabs are text; every other control character is still refused.
+_FORBIDDEN_IN_NOTES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _clean_note(value: str) -> str:
+    if _FORBIDDEN_IN_NOTES.search(value):
+        raise ValueError("contains control or bidirectional-override characters")
+    value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
 def _text(max_length: int) -> Any:
     return Annotated[str, Strict(), Field(max_length=max_length), AfterValidator(_clean_text)]
 
 
 Identifier = _text(64)
 ShortText = _text(100)
-NoteText = _text(2000)
+NoteText = Annotated[str, Strict(), Field(max_length=2000), AfterValidator(_clean_note)]
 Flag = Annotated[bool, Strict()]
 Timestamp = Annotated[datetime, BeforeValidator(_date_time_only), AfterValidator(_to_local_naive)]
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from dashboard.db import Database
 from dashboard.guidance import Line, guidance_for, within_words
-from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, OUTCOME_LABELS, duration, red_flags
+from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, FLAG_LABELS, OUTCOME_LABELS, duration, red_flags
 from dashboard.models import REPORT_FLAGS
 from dashboard.retriage import explanations
 from dashboard.rules import RuleSet
@@ -34,23 +34,35 @@ st AS (
     SELECT report_id,
            min(acted_at) FILTER (WHERE action IN {_RESPONSES}) AS first_response_at,
            arg_min(coalesce(actor_name, actor), event_id) FILTER (WHERE action IN {_RESPONSES}) AS first_responder,
-           arg_max(tier_after, event_id) FILTER (WHERE action = 'override') AS override_tier,
-           arg_max(action, event_id) AS last_action,
+           arg_max(action, event_id) FILTER (WHERE action NOT IN ('retriaged', 'note')) AS last_action,
            max(acted_at) AS last_action_at,
            arg_max(escalated_to, event_id) FILTER (WHERE action = 'escalate') AS escalated_to,
-           bool_or(reached) FILTER (WHERE action = 'call_back') AS reached,
-           count(*) FILTER (WHERE action = 'call_back') AS call_backs
+           max(event_id) FILTER (WHERE action = 'escalate') AS escalated_event,
+           arg_max(reached, event_id) FILTER (WHERE action = 'call_back') AS reached,
+           max(acted_at) FILTER (WHERE action = 'call_back') AS last_call_back_at,
+           max(event_id) FILTER (WHERE action = 'call_back') AS call_back_event,
+           count(*) FILTER (WHERE action = 'call_back') AS call_backs,
+           arg_max(action, event_id) FILTER (WHERE action IN ('take', 'release')) AS claim,
+           arg_max(actor, event_id) FILTER (WHERE action IN ('take', 'release')) AS claim_actor,
+           arg_max(coalesce(actor_name, actor), event_id) FILTER (WHERE action IN ('take', 'release')) AS claim_name
     FROM ev GROUP BY report_id
 )
 SELECT o.report_id, o.patient_id, o.panel_id, p.name AS patient_name, p.mrn, p.cancer_type,
        r.reported_at, r.source, r.pain_score, r.onset, r.trend, r.location, r.duration_days,
        {", ".join("r." + f for f in REPORT_FLAGS)}, r.temperature_c,
-       t.tier AS triage_tier, coalesce(st.override_tier, t.tier) AS tier, t.rule_ids, t.causes,
+       c.triage_tier, c.tier, t.rule_ids, t.causes,
        t.rules_version, st.first_response_at, st.first_responder, st.last_action, st.last_action_at,
-       st.escalated_to, st.reached, coalesce(st.call_backs, 0) AS call_backs
+       st.escalated_to, st.reached, coalesce(st.call_backs, 0) AS call_backs,
+       -- A call-back that did not reach the patient, with nothing done since but acknowledging:
+       -- the re-call clock runs from it.
+       CASE WHEN st.reached = FALSE AND coalesce(st.escalated_event, 0) < st.call_back_event
+            THEN st.last_call_back_at END AS not_reached_at,
+       CASE WHEN st.claim = 'take' THEN st.claim_actor END AS taken_by,
+       CASE WHEN st.claim = 'take' THEN st.claim_name END AS taken_by_name
 FROM o
 JOIN reports r ON r.report_id = o.report_id
 JOIN patients p ON p.patient_id = o.patient_id
+JOIN current_tiers c ON c.report_id = o.report_id
 JOIN triage_results t ON t.report_id = o.report_id
 LEFT JOIN st ON st.report_id = o.report_id
 """
@@ -62,7 +74,7 @@ def open_reports(db: Database, panels: list[str]) -> pd.DataFrame:
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and np.isnan(value)) and value is not pd.NA
+    return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def status_of(row: dict[str, Any]) -> str:
@@ -89,38 +101,98 @@ def clock_text(respond_by: datetime, first_response_at: datetime | None, target_
     return f"OVERDUE {duration(-left)}", left
 
 
+# What a report needs now, most pressing first: its clock (to answer, or to call again) has run
+# out; it waits for an answer or a re-call; it was answered and is open.
+OVERDUE, WAITING, ANSWERED = 0, 1, 2
+FILTERS = {"all": "All", "unanswered": "Unanswered", "overdue": "Overdue", "mine": "Taken by me"}
+
+
 @dataclass(frozen=True)
 class Queue:
     """The queue as shown: one row per patient episode (group), most urgent first."""
 
-    rows: pd.DataFrame  # one row per group head
+    rows: pd.DataFrame  # one row per group head, showing the group's worst state
     reports: pd.DataFrame  # every open report, with its group head
 
     @property
     def unacknowledged_emergencies(self) -> pd.DataFrame:
         r = self.reports
+        if r.empty:
+            return r
         return r[(r["tier"] == "emergency") & r["first_response_at"].isna()].sort_values("reported_at")
+
+    @property
+    def overdue(self) -> int:
+        """Reports whose clock has run out: unanswered past their target, or a re-call due."""
+        return int(self.reports["overdue"].sum()) if not self.reports.empty else 0
+
+    @property
+    def open_too_long(self) -> int:
+        return int(self.reports["open_too_long"].sum()) if not self.reports.empty else 0
+
+    def filtered(self, which: str, actor: str | None = None) -> pd.DataFrame:
+        """The group rows with at least one report matching the filter (unanswered, overdue, mine)."""
+        r, rows = self.reports, self.rows
+        if which == "all" or rows.empty:
+            return rows
+        if which == "unanswered":
+            keep = r.loc[r["state"] != ANSWERED, "group_head"]
+        elif which == "overdue":
+            keep = r.loc[r["overdue"], "group_head"]
+        elif which == "mine":
+            keep = r.loc[r["taken_by"] == actor, "group_head"]
+        else:
+            raise ValueError(f"unknown filter {which!r}")
+        return rows[rows["report_id"].isin(set(keep))].reset_index(drop=True)
+
+
+def _minutes(delta: pd.Series) -> pd.Series:
+    return delta.dt.total_seconds() / 60
 
 
 def build_queue(df: pd.DataFrame, rules: RuleSet, now: datetime) -> Queue:
-    """Order and group the open reports; add clocks and words. Pure: frame in, queue out."""
+    """Order and group the open reports; add clocks and words. Pure: frame in, queue out.
+
+    Each report's clock is its response target until first answered; after a call-back that did
+    not reach the patient, a re-call clock (the tier's ``recall_after_minutes``) runs from that
+    call. A patient's reports form one group whose row shows its most urgent tier and its worst
+    state: an overdue report is never hidden under an answered one. Groups that need something
+    done (overdue or waiting for an answer or a re-call) come first, by tier, overdue first, then
+    nearest clock; then the groups answered and still open, by tier.
+    """
     if df.empty:
-        empty = df.assign(group_head=pd.Series(dtype=object), repeats=pd.Series(dtype=int))
+        empty = df.assign(group_head=pd.Series(dtype=object), repeats=pd.Series(dtype=int),
+                          overdue=pd.Series(dtype=bool), open_too_long=pd.Series(dtype=bool),
+                          state=pd.Series(dtype=int), taken_by=pd.Series(dtype=object))
         return Queue(rows=empty, reports=empty)
     df = df.copy()
-    rank = rules.tier_rank
-    targets = {t: rules.respond_within_minutes(t) for t in rules.tier_ids}
-    df["tier_rank"] = df["tier"].map(rank)
-    df["target_minutes"] = df["tier"].map(targets)
+    tiers = rules.tier_ids
+    df["tier_rank"] = df["tier"].map(rules.tier_rank)
+    df["target_minutes"] = df["tier"].map({t: rules.respond_within_minutes(t) for t in tiers})
     df["respond_by"] = df["reported_at"] + pd.to_timedelta(df["target_minutes"], unit="m")
     df["answered"] = df["first_response_at"].notna()
-    clocks = [
-        clock_text(rb, fr if not pd.isna(fr) else None, tm, ra, now)
-        for rb, fr, tm, ra in zip(df["respond_by"], df["first_response_at"], df["target_minutes"], df["reported_at"])
-    ]
-    df["clock"] = [c[0] for c in clocks]
-    df["minutes_left"] = [c[1] for c in clocks]
-    df["overdue"] = df["minutes_left"] < 0
+    recall = pd.to_timedelta(df["tier"].map({t: rules.recall_after_minutes(t) for t in tiers}), unit="m")
+    df["recall_at"] = df["not_reached_at"] + recall
+    resolve_by = df["reported_at"] + pd.to_timedelta(df["tier"].map(
+        {t: rules.resolve_within_minutes(t) for t in tiers}), unit="m")
+    # The clock that matters now: to answer, or to call again.
+    df["due_at"] = df["respond_by"].where(~df["answered"], df["recall_at"])
+    waiting = ~df["answered"] | df["recall_at"].notna()
+    df["overdue"] = waiting & (df["due_at"] < now)
+    df["state"] = np.where(df["overdue"], OVERDUE, np.where(waiting, WAITING, ANSWERED))
+    df["open_too_long"] = df["answered"] & (resolve_by < now)
+    clocks = []
+    for row in df[["respond_by", "first_response_at", "target_minutes", "reported_at", "recall_at"]].itertuples(
+            index=False):
+        if not pd.isna(row.recall_at):
+            left = (row.recall_at - now).total_seconds() / 60
+            clocks.append(f"re-call in {duration(left)}" if left >= 0 else f"OVERDUE re-call {duration(-left)}")
+        else:
+            fr = None if pd.isna(row.first_response_at) else row.first_response_at
+            clocks.append(clock_text(row.respond_by, fr, row.target_minutes, row.reported_at, now)[0])
+    df["clock"] = clocks
+    df["minutes_left"] = _minutes(df["due_at"] - now).fillna(float("inf"))
+    df.loc[df["open_too_long"], "clock"] = df.loc[df["open_too_long"], "clock"] + " · OPEN PAST RESOLUTION TARGET"
     df["waiting"] = [duration((now - ra).total_seconds() / 60) for ra in df["reported_at"]]
     fever = rules.parameter("neutropenic_fever_c")
     low = rules.parameter("neutropenic_low_temperature_c")
@@ -128,15 +200,55 @@ def build_queue(df: pd.DataFrame, rules: RuleSet, now: datetime) -> Queue:
     df["red_flags"] = [", ".join(red_flags(r, fever_c=fever, low_c=low)) for r in records]
     df["cause_labels"] = [", ".join(rules.cause_short(c) for c in cs) for cs in df["causes"]]
     df["status"] = [status_of(r) for r in df[["last_action", "escalated_to", "call_backs", "reached"]].to_dict("records")]
-    # Most urgent first; unanswered before answered; then nearest the target (overdue first).
-    df = df.sort_values(["tier_rank", "answered", "respond_by"], ascending=[False, True, True], kind="stable")
+    df["taken_by"] = df["taken_by"].where(df["taken_by"].notna(), None)
+    # Most urgent first; then what it needs now (overdue, waiting, answered); then the nearest clock.
+    df = df.sort_values(["tier_rank", "state", "due_at", "reported_at"], ascending=[False, True, True, True],
+                        kind="stable", na_position="last")
     df["group_head"] = df.groupby("patient_id", sort=False)["report_id"].transform("first")
     size = df.groupby("patient_id")["report_id"].transform("size")
     df["repeats"] = (size - 1).astype(int)
-    heads = df[df["report_id"] == df["group_head"]].reset_index(drop=True)
-    latest = df.groupby("patient_id")["reported_at"].max()
+    reports = df.reset_index(drop=True)
+    heads = reports[reports["report_id"] == reports["group_head"]].reset_index(drop=True)
+    # The group's worst state: the most pressing member (overdue first, then the nearest clock).
+    worst = (reports.sort_values(["state", "due_at"], kind="stable", na_position="last")
+             .groupby("patient_id", sort=False).head(1).set_index("patient_id"))
+    w = worst.loc[heads["patient_id"]].reset_index()
+    other = (w["report_id"] != heads["report_id"]).to_numpy()
+    heads["group_state"] = w["state"].to_numpy()
+    heads["group_due_at"] = w["due_at"].to_numpy()
+    heads["clock"] = np.where(other & (w["state"] < heads["state"]).to_numpy(),
+                              w["clock"] + " (" + w["report_id"] + ")", heads["clock"])
+    heads["status"] = np.where(other & (w["state"] < heads["state"]).to_numpy(),
+                               w["status"] + " (" + w["report_id"] + ")", heads["status"])
+    heads["group_overdue"] = heads["group_state"] == OVERDUE
+    latest = reports.groupby("patient_id")["reported_at"].max()
     heads["latest_report_at"] = heads["patient_id"].map(latest)
-    return Queue(rows=heads, reports=df.reset_index(drop=True))
+    claims = reports.dropna(subset=["taken_by_name"]).groupby("patient_id")["taken_by_name"].first()
+    heads["taken_by_name"] = heads["patient_id"].map(claims)
+    # Groups that need something done (overdue or waiting) come before those answered and open;
+    # within each, the most urgent tier first, then overdue first, then the nearest clock.
+    heads["in_hand"] = heads["group_state"] == ANSWERED
+    heads = heads.sort_values(["in_hand", "tier_rank", "group_state", "group_due_at", "reported_at"],
+                              ascending=[True, False, True, True, True], kind="stable", na_position="last")
+    return Queue(rows=heads.reset_index(drop=True), reports=reports)
+
+
+def flag_words(fields: list[str]) -> list[str]:
+    """Red-flag fields in words."""
+    return [FLAG_LABELS.get(f, f) for f in fields]
+
+
+def group_table(open_frame: pd.DataFrame, rules: RuleSet, report_ids: list[str], now: datetime) -> pd.DataFrame:
+    """A patient's other open reports, each with its own answers: tier, clock, pain, red flags, status."""
+    q = build_queue(open_frame[open_frame["report_id"].isin(report_ids)], rules, now)
+    r = q.reports
+    if r.empty:
+        return pd.DataFrame(columns=["Report", "Reported", "Tier", "Clock", "Pain", "Red flags", "Status"])
+    return pd.DataFrame({
+        "Report": r["report_id"], "Reported": [f"{t:%d %b %H:%M}" for t in r["reported_at"]],
+        "Tier": [rules.tier_by_id[t].label.upper() for t in r["tier"]], "Clock": r["clock"],
+        "Pain": r["pain_score"].astype(int).astype(str) + "/10", "Red flags": r["red_flags"], "Status": r["status"],
+    })
 
 
 def group_members(open_frame: pd.DataFrame, report_id: str) -> list[str]:
@@ -157,23 +269,45 @@ def group_members(open_frame: pd.DataFrame, report_id: str) -> list[str]:
 REPORT_SQL = """
 SELECT r.*, p.name AS patient_name, p.mrn, p.date_of_birth, p.sex, p.cancer_type, p.bone_metastases,
        p.osteoporosis, p.long_term_steroids, p.low_platelets, p.panel_id, pn.name AS panel_name,
-       t.tier AS triage_tier, t.rule_ids, t.leading_causes, t.causes, t.unrecognised_drugs,
+       pc.phone, coalesce(s.name, r.entered_by) AS entered_by_name,
+       c.triage_tier, c.override_tier, c.tier, t.rule_ids, t.leading_causes, t.causes, t.unrecognised_drugs,
        t.respond_within_minutes, t.respond_by, t.rules_version, t.triaged_at,
-       (SELECT arg_max(tier_after, event_id) FROM events e
-         WHERE e.report_id = r.report_id AND e.action = 'override') AS override_tier,
+       (SELECT list(u.field ORDER BY u.field) FROM report_unasked u WHERE u.report_id = r.report_id) AS unasked,
        EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open
 FROM reports r
 JOIN patients p ON p.patient_id = r.patient_id
 JOIN panels pn ON pn.panel_id = p.panel_id
+LEFT JOIN patient_contacts pc ON pc.patient_id = p.patient_id
+LEFT JOIN staff s ON s.staff_id = r.entered_by
+JOIN current_tiers c ON c.report_id = r.report_id
 JOIN triage_results t ON t.report_id = r.report_id
 WHERE r.report_id = ?
 """
 EVENTS_SQL = """
-SELECT event_id, acted_at, coalesce(actor_name, actor) AS actor, role, action, tier_before, tier_after,
-       note, reached, escalated_to, outcome, rules_version
+SELECT event_id, acted_at, actor AS actor_id, coalesce(actor_name, actor) AS actor, role, action, tier_before,
+       tier_after, note, reached, escalated_to, outcome, rules_version
 FROM events WHERE report_id = ? ORDER BY event_id
 """
-_LISTS = ("rule_ids", "leading_causes", "causes", "drug_effects", "evidence", "unrecognised_drugs")
+_LISTS = ("rule_ids", "leading_causes", "causes", "drug_effects", "evidence", "unrecognised_drugs", "unasked")
+
+
+def age_on(born: Any, day: Any) -> int | None:
+    """Age in whole years on a day (None when the date of birth is unknown)."""
+    b, d = _stamp(born), _stamp(day)
+    if b is None or d is None:
+        return None
+    return d.year - b.year - ((d.month, d.day) < (b.month, b.day))
+
+
+def taken_by(events: pd.DataFrame) -> tuple[str, str] | None:
+    """Who has taken the report (actor id, name), from its events: the last take not released or resolved."""
+    holder = None
+    for e in events.itertuples():
+        if e.action == "take":
+            holder = (e.actor_id, e.actor)
+        elif e.action in ("release", "resolve"):
+            holder = None
+    return holder
 
 
 def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any] | None:
@@ -191,11 +325,15 @@ def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any
     detail = {**rows.iloc[0].to_dict(), **found}
     for key in _LISTS:
         value = detail.get(key)
-        detail[key] = [] if value is None else [dict(v) if isinstance(v, dict) else v for v in value]
+        detail[key] = [] if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else [
+            dict(v) if isinstance(v, dict) else v for v in value]
     detail["override_tier"] = detail["override_tier"] if isinstance(detail["override_tier"], str) else None
-    detail["tier"] = detail["override_tier"] or detail["triage_tier"]
+    detail["phone"] = detail["phone"] if isinstance(detail["phone"], str) else None
+    detail["note"] = detail["note"] if isinstance(detail["note"], str) else None
+    detail["age"] = age_on(detail["date_of_birth"], detail["reported_at"])
     detail["duration_days"] = None if not _present(detail.get("duration_days")) else int(detail["duration_days"])
     detail["events"] = events
+    detail["taken_by"] = taken_by(events)
     detail["explained"] = explain(
         rules, tier=detail["triage_tier"], rule_ids=detail["rule_ids"], leading=detail["leading_causes"],
         causes=detail["causes"], unrecognised=detail["unrecognised_drugs"], drug_effects=detail["drug_effects"],
@@ -204,7 +342,7 @@ def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any
 
 
 def describe_event(row: dict[str, Any]) -> str:
-    """One line of a report's history in words."""
+    """One line of a report's history in words (the note is kept apart: it is shown as plain text)."""
     action = row["action"]
     text = ACTION_LABELS.get(action, action)
     if action == "call_back":
@@ -215,18 +353,28 @@ def describe_event(row: dict[str, Any]) -> str:
         text += f": {OUTCOME_LABELS.get(row['outcome'], row['outcome'])}"
     elif action in ("override", "retriaged"):
         text += f": {row.get('tier_before')} → {row.get('tier_after')}"
-    note = row.get("note")
-    if isinstance(note, str) and note:
-        text += f" — {note}"
     return text
 
 
-def queue_table(q: Queue, rules: RuleSet) -> pd.DataFrame:
-    """The queue as a table of words (one row per patient episode)."""
-    rows = q.rows
+def history(detail: dict[str, Any]) -> pd.DataFrame:
+    """A report's history as plain text rows (When, Who, What, Note): the report itself, then every event."""
+    first = {"When": detail["reported_at"], "Who": (detail.get("entered_by_name") or "patient (ePRO)")
+             if detail.get("source") == "phone" else "patient (ePRO)",
+             "What": f"Reported by {'phone' if detail.get('source') == 'phone' else 'ePRO'}",
+             "Note": detail.get("note") or ""}
+    rows = [first] + [
+        {"When": e["acted_at"], "Who": f"{e['actor']} ({e['role']})", "What": describe_event(e),
+         "Note": e["note"] if isinstance(e.get("note"), str) else ""}
+        for e in detail["events"].to_dict("records")
+    ]
+    return pd.DataFrame(rows, columns=["When", "Who", "What", "Note"])
+
+
+def queue_table(q: Queue, rules: RuleSet, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The queue as a table of words (one row per patient episode); ``rows``: a filtered subset of q.rows."""
+    rows = q.rows if rows is None else rows
     if rows.empty:
-        return pd.DataFrame(columns=["Tier", "Clock", "Patient", "Pain", "Red flags", "Suspected", "Status",
-                                     "Repeats", "Waiting", "Panel", "Report"])
+        return pd.DataFrame(columns=QUEUE_COLUMNS)
     return pd.DataFrame({
         "Tier": [f"{rules.tier_by_id[t].label.upper()}" for t in rows["tier"]],
         "Clock": rows["clock"],
@@ -235,6 +383,7 @@ def queue_table(q: Queue, rules: RuleSet) -> pd.DataFrame:
         "Red flags": rows["red_flags"],
         "Suspected": rows["cause_labels"],
         "Status": rows["status"],
+        "Taken by": [n if isinstance(n, str) else "" for n in rows["taken_by_name"]],
         "Repeats": [f"+{n}" if n else "" for n in rows["repeats"]],
         "Waiting": rows["waiting"],
         "Panel": rows["panel_id"],

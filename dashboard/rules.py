@@ -126,6 +126,10 @@ class Tier(_Strict):
     label: StrictStr
     meaning: StrictStr
     respond_within_minutes: StrictInt = Field(gt=0, le=60 * 24 * 30)
+    # After a call-back that did not reach the patient, the report comes back up after this long.
+    recall_after_minutes: StrictInt = Field(gt=0, le=60 * 24 * 7)
+    # An answered report still open this long after it was made is flagged on the queue.
+    resolve_within_minutes: StrictInt = Field(gt=0, le=60 * 24 * 90)
     source: list[StrictStr]
     note: StrictStr | None = None
 
@@ -520,6 +524,12 @@ class RuleSet:
 
     def respond_within_minutes(self, tier: str) -> int:
         return self.tier_by_id[tier].respond_within_minutes
+
+    def recall_after_minutes(self, tier: str) -> int:
+        return self.tier_by_id[tier].recall_after_minutes
+
+    def resolve_within_minutes(self, tier: str) -> int:
+        return self.tier_by_id[tier].resolve_within_minutes
 
     # ---- rules
     @cached_property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import gc
 import html
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -25,7 +26,7 @@ from dashboard.access import PAGES, Page, Role, User, parse_role
 from dashboard.config import Settings, get_settings, local_now
 from dashboard.db import Database, DatabaseError, default_database
 from dashboard.db import data_version as db_data_version
-from dashboard.labels import FLAG_GROUPS, FLAG_QUESTIONS, TIER_COLOURS, TIER_SYMBOLS
+from dashboard.labels import FLAG_ANSWERS, FLAG_GROUPS, FLAG_QUESTIONS, TIER_COLOURS, TIER_SYMBOLS
 from dashboard.rules import RuleSet, RulesError, load_rules
 
 PAGE_TITLE = "Backline"
@@ -316,6 +317,30 @@ def panel_picker(ctx: Context, key: str) -> list[str]:
                           placeholder="Choose one or more panels")
 
 
+def visible_panels(ctx: Context) -> list[str]:
+    """Every panel this person may see: a nurse's own panels; every panel for the other roles."""
+    panels = list(cached_panels(str(ctx.db.path))["panel_id"])
+    if ctx.user.role == Role.NURSE:
+        return [p for p in panels if p in ctx.user.panels]
+    return panels
+
+
+def forget_forms(owner: str) -> None:
+    """Clear what was typed in the forms that belong to one report or patient (keys ``*_{owner}`` or
+    ``{owner}_*``): after a successful submit, and when the person turns to another report."""
+    for key in [k for k in st.session_state if isinstance(k, str) and (k.endswith(f"_{owner}") or k.startswith(f"{owner}_"))]:
+        del st.session_state[key]
+
+
+# The phone form's fields as it labels them (for error messages).
+REPORT_FIELD_LABELS = {
+    "patient_id": "Patient", "report": "Report", "note": "Note", "report.reported_at": "Reported on",
+    "report.pain_score": "Pain score (0-10)", "report.duration_days": "For how many days?",
+    "report.temperature_c": "Temperature °C", "report.trend": "Getting better, the same, or worse?",
+    "report.location": "Where in the back?", "unasked": "Red flags",
+}
+
+
 def tier_badge(rules: RuleSet, tier: str) -> str:
     """HTML for a tier: symbol, word and colour together (never colour alone)."""
     strong, light = TIER_COLOURS[tier]
@@ -348,22 +373,40 @@ def style_tiers(df: pd.DataFrame, column: str = "Tier", tiers: pd.Series | None 
     return styler
 
 
-def flash(message: str, kind: str = "success") -> None:
-    """A message to show after the next rerun (actions rerun the page to refresh it)."""
-    st.session_state["flash"] = (message, kind)
+def flash(message: str, kind: str = "success", *, where: str = "page") -> None:
+    """A message to show after the next rerun (actions rerun the page to refresh it), where the
+    person acted (``where`` names the place; :func:`show_flash` shows it there, and as a toast)."""
+    st.session_state["flash"] = (message, kind, where)
 
 
-def show_flash() -> None:
-    message = st.session_state.pop("flash", None)
-    if message:
-        text, kind = message
-        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(text)
+def show_flash(where: str = "page") -> None:
+    message = st.session_state.get("flash")
+    if message and message[2] == where:
+        st.session_state.pop("flash")
+        text, kind, _ = message
+        st.toast(plain(text), icon=":material/check_circle:" if kind == "success" else ":material/info:")
+        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(plain(text))
 
 
-def show_input_error(exc: Exception) -> None:
-    """A validation error, naming each field."""
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:$])")  # < > & " ' are HTML-escaped
+
+
+def plain(text: object) -> str:
+    """Text from the database or a person, made safe to place in Markdown (and in HTML): every
+    Markdown mark and HTML character is escaped, so it shows as typed and fetches nothing."""
+    escaped = _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+    return html.escape(escaped, quote=True).replace("\n", "  \n")
+
+
+def show_input_error(exc: Exception, labels: dict[str, str] | None = None) -> None:
+    """A validation error, naming each field as the form labels it (``labels``: field -> label)."""
     problems = getattr(exc, "problems", None) or [("", str(exc))]
-    st.error("Not saved:\n" + "\n".join(f"- **{f or 'input'}**: {m}" for f, m in problems))
+    labels = labels or {}
+
+    def name(field: str) -> str:
+        return labels.get(field) or labels.get(field.split(".")[-1]) or field.split(".")[-1].replace("_", " ") or "input"
+
+    st.error("Not saved:\n" + "\n".join(f"- **{plain(name(f))}**: {plain(m)}" for f, m in problems))
 
 
 def show_explanation(rules: RuleSet, x: dict[str, Any]) -> None:
@@ -413,8 +456,8 @@ def find_patients_safe(ctx: Context, text: str, panels: list[str] | None = None)
 
 
 def red_flag_questions(key_prefix: str) -> dict[str, bool]:
-    """The red-flag questions of the phone and what-if forms, two groups a row so that each reads
-    in full; the answers by field."""
+    """The red-flag questions of the what-if form (nothing is recorded there), as checkboxes, two
+    groups a row so that each reads in full; the answers by field."""
     flags: dict[str, bool] = {}
     groups = list(FLAG_GROUPS.items())
     for pair in (groups[:2], groups[2:]):
@@ -423,3 +466,17 @@ def red_flag_questions(key_prefix: str) -> dict[str, bool]:
             for name in names:
                 flags[name] = col.checkbox(FLAG_QUESTIONS[name], key=f"{key_prefix}{name}")
     return flags
+
+
+def red_flag_answers(key: str) -> dict[str, str | None]:
+    """The red-flag questions of the phone form: each answered yes, no or could not ask, none chosen
+    at first (:data:`dashboard.labels.FLAG_ANSWERS`); the answers by field (None: not answered yet)."""
+    answers: dict[str, str | None] = {}
+    groups = list(FLAG_GROUPS.items())
+    for pair in (groups[:2], groups[2:]):
+        for col, (title, names) in zip(st.columns(2), pair):
+            col.caption(title)
+            for name in names:
+                answers[name] = col.radio(FLAG_QUESTIONS[name], list(FLAG_ANSWERS), index=None,
+                                          format_func=FLAG_ANSWERS.get, horizontal=True, key=f"{key}_{name}")
+    return answers

@@ -9,23 +9,33 @@ transaction as the ``resolve`` event, and it can be rebuilt from the events.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dashboard.access import Action, Forbidden, User, require
 from dashboard.db import Database, run
-from dashboard.models import InputError, NoteText, ReportIn, errors_of
+from dashboard.labels import ESCALATION_LABELS, OUTCOME_LABELS
+from dashboard.models import REPORT_FLAGS, InputError, NoteText, ReportIn, errors_of
 from dashboard.retriage import retriage
 from dashboard.rules import RuleSet
 
 Tier = Literal["emergency", "urgent", "soon", "routine"]
-EscalateTo = Literal["acute_oncology", "mscc_coordinator", "physician", "emergency_services"]
-Outcome = Literal["self_care_advice", "analgesia_adjusted", "clinic_review_booked", "imaging_requested",
-                  "admitted", "referred_to_ed", "referred_to_mscc", "no_further_action", "other"]
+EscalateTo = Literal[tuple(ESCALATION_LABELS)]  # type: ignore[valid-type]
+Outcome = Literal[tuple(OUTCOME_LABELS)]  # type: ignore[valid-type]
+# The actions that answer a report (its response clock stops at the first).
 RESPONSE_ACTIONS = ("acknowledge", "call_back", "escalate", "resolve", "override")
+# The actions that may be applied to every open report of a patient at once (never an override:
+# it applies to the one report reviewed).
+GROUP_ACTIONS = ("acknowledge", "call_back", "escalate", "resolve", "note", "take", "release")
+# The same action with the same answers by the same person on the same report within this time
+# is a repeated click, not a second action.
+REPEAT_WINDOW = timedelta(seconds=60)
+PAST_TENSE = {"acknowledge": "acknowledged", "call_back": "called back", "escalate": "escalated",
+              "resolve": "resolved", "override": "overridden", "note": "noted", "take": "taken",
+              "release": "released", "retriaged": "re-triaged"}
 
 
 class ActionIn(BaseModel):
@@ -33,114 +43,204 @@ class ActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["acknowledge", "call_back", "escalate", "resolve", "override", "note"]
+    action: Literal["acknowledge", "call_back", "escalate", "resolve", "override", "note", "take", "release"]
     report_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1, max_length=50)]
     note: NoteText | None = None
     reached: bool | None = None
     escalated_to: EscalateTo | None = None
     outcome: Outcome | None = None
     tier_after: Tier | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> ActionIn:
-        if self.action == "call_back" and self.reached is None:
-            raise ValueError("a call-back needs reached or not reached")
-        if self.action == "escalate" and self.escalated_to is None:
-            raise ValueError("an escalation needs whom it went to")
-        if self.action == "resolve" and self.outcome is None:
-            raise ValueError("resolving needs an outcome")
-        if self.action == "override" and (self.tier_after is None or not self.note):
-            raise ValueError("an override needs the new tier and a reason")
-        if self.action == "note" and not self.note:
-            raise ValueError("a note needs text")
-        return self
+    # The form submission this came from (a repeated click sends the same id).
+    request_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 @dataclass(frozen=True)
-class PriorResponse:
+class PriorAction:
+    """An earlier action by someone else on a report this action also touched."""
+
     report_id: str
+    actor: str
     actor_name: str
     acted_at: datetime
     action: str
+
+    def text(self) -> str:
+        """ "already called back by Helen Costa on 21 Nov 2026 at 03:17" """
+        return (f"already {PAST_TENSE.get(self.action, self.action)} by {self.actor_name} "
+                f"on {self.acted_at:%d %b %Y} at {self.acted_at:%H:%M}")
+
+
+# Kept for readers of the earlier name.
+PriorResponse = PriorAction
 
 
 @dataclass(frozen=True)
 class ActionResult:
     event_ids: list[int]
-    # Reports someone had already responded to before this action (who, when, what).
-    already: list[PriorResponse]
-    # Reports that were already resolved before this action.
-    already_resolved: list[PriorResponse]
+    recorded: list[str]  # the reports an event was appended for
+    # Reports left as they were, with the reason (a repeated click, already acknowledged by you, ...).
+    unchanged: list[tuple[str, str]]
+    # Earlier responses by other people to the reports touched (who, what, when), first first.
+    already: list[PriorAction]
+    # Reports that were already resolved before this action (nothing but a note is recorded on them).
+    already_resolved: list[PriorAction]
+
+
+def result_message(result: ActionResult, action: str) -> tuple[str, str]:
+    """What to tell the person who acted, and how (success, warning): what was recorded, what was
+    left as it was and why, and what others had done before (who, what, when)."""
+    n = len(result.recorded)
+    verb = PAST_TENSE.get(action, action).capitalize()
+    parts = [f"{verb}: {n} report{'s' if n != 1 else ''} ({', '.join(result.recorded)})." if n
+             else "Nothing recorded."]
+    parts += [f"{rid}: {why}." for rid, why in result.unchanged]
+    if result.already:
+        first = result.already[0]
+        others = len(result.already) - 1
+        parts.append(f"Note: {first.report_id} was {first.text()}"
+                     + (f" (and {others} more earlier action{'s' if others > 1 else ''} by others)." if others else "."))
+    return " ".join(parts), ("warning" if result.unchanged or result.already else "success")
 
 
 def validate_action(**fields) -> ActionIn:
     try:
-        return ActionIn.model_validate(fields)
+        request = ActionIn.model_validate(fields)
     except ValidationError as exc:
         raise InputError(errors_of(exc)) from None
+    missing = {
+        "call_back": ("reached", request.reached is None, "choose whether the patient was reached"),
+        "escalate": ("escalated_to", request.escalated_to is None, "choose whom it goes to"),
+        "resolve": ("outcome", request.outcome is None, "choose an outcome"),
+        "note": ("note", not request.note, "write the note"),
+    }.get(request.action)
+    problems = [(missing[0], missing[2])] if missing and missing[1] else []
+    if request.action == "override":
+        if request.tier_after is None:
+            problems.append(("tier_after", "choose the new tier"))
+        if not request.note:
+            problems.append(("note", "a reason is required for an override"))
+        if len(request.report_ids) > 1:
+            problems.append(("report_ids", "an override applies to the one report reviewed, not to a group"))
+    if problems:
+        raise InputError(problems)
+    return request
 
 
 CURRENT_TIER_SQL = """
-    SELECT t.report_id, coalesce(o.tier_after, t.tier) AS tier, t.rules_version
-    FROM triage_results t
-    LEFT JOIN (SELECT report_id, arg_max(tier_after, event_id) AS tier_after FROM events
-               WHERE action = 'override' AND report_id IN (SELECT unnest($ids)) GROUP BY report_id) o
-      ON o.report_id = t.report_id
-    WHERE t.report_id IN (SELECT unnest($ids))
+    SELECT report_id, tier, rules_version FROM current_tiers WHERE report_id IN (SELECT unnest($ids))
 """
 
 
+def _state(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict]:
+    """What the care team has done so far on each report, read inside the action's transaction."""
+    rows = con.execute(
+        """
+        SELECT r.report_id,
+               EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open,
+               c.tier, c.rules_version,
+               (SELECT list(struct_pack(actor := e.actor, name := coalesce(e.actor_name, e.actor),
+                                        acted_at := e.acted_at, action := e.action, request_id := e.request_id,
+                                        note := e.note, reached := e.reached, escalated_to := e.escalated_to,
+                                        outcome := e.outcome, tier_after := e.tier_after)
+                            ORDER BY e.event_id)
+                FROM events e WHERE e.report_id = r.report_id AND e.action <> 'retriaged') AS events
+        FROM reports r JOIN current_tiers c ON c.report_id = r.report_id
+        WHERE r.report_id IN (SELECT unnest($ids))
+        """,
+        {"ids": ids},
+    ).fetchall()
+    return {r[0]: {"open": r[1], "tier": r[2], "version": r[3], "events": r[4] or []} for r in rows}
+
+
+def _taken_by(events: list[dict]) -> str | None:
+    holder = None
+    for e in events:
+        if e["action"] == "take":
+            holder = e["actor"]
+        elif e["action"] in ("release", "resolve"):
+            holder = None
+    return holder
+
+
+_ANSWERS = ("note", "reached", "escalated_to", "outcome", "tier_after")
+
+
+def _unchanged_reason(request: ActionIn, user: User, state: dict, now: datetime) -> str | None:
+    """Why this action would change nothing on this report (None: it is a real change)."""
+    events = state["events"]
+    if request.request_id and any(e["request_id"] == request.request_id for e in events):
+        return "already recorded (the same form was sent twice)"
+    if not state["open"] and request.action != "note":
+        return "already resolved"
+    mine = [e for e in events if e["actor"] == user.actor]
+    asked = {k: getattr(request, k) for k in _ANSWERS if k != "tier_after" or request.action == "override"}
+    for e in mine:
+        if (e["action"] == request.action and abs(now - e["acted_at"]) <= REPEAT_WINDOW
+                and all(e[k] == v for k, v in asked.items())):
+            return f"already recorded by you at {e['acted_at']:%H:%M:%S} (a repeated click)"
+    if request.action == "acknowledge" and any(e["action"] == "acknowledge" for e in mine):
+        return "already acknowledged by you"
+    if request.action == "override" and request.tier_after == state["tier"]:
+        return f"the tier is already {state['tier']}"
+    holder = _taken_by(events)
+    if request.action == "take" and holder == user.actor:
+        return "already yours"
+    if request.action == "release" and holder is None:
+        return "not taken by anyone"
+    return None
+
+
 def act(db: Database, user: User, now: datetime, **fields) -> ActionResult:
-    """Validate, authorise and append one action (one event per report named)."""
+    """Validate, authorise and append one action (one event per report that it changes).
+
+    Only real changes are recorded: a repeated click (the same ``request_id``, or the same action
+    with the same answers by the same person within ``REPEAT_WINDOW``), a second acknowledgement
+    by the same person, an override to the tier already in force, releasing a report nobody has
+    taken, or any action but a note on a resolved report leaves the report as it was and says why.
+    """
     request = validate_action(**fields)
     require(user, Action(request.action))
     ids = list(dict.fromkeys(request.report_ids))
 
     def work(con: duckdb.DuckDBPyConnection) -> ActionResult:
         p = {"ids": ids}
-        known = {r[0] for r in con.execute(
-            "SELECT report_id FROM reports WHERE report_id IN (SELECT unnest($ids))", p).fetchall()}
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise InputError([("report_ids", f"unknown report {missing[0]!r}")])
         # Take the reports' rows first: a concurrent action on the same report now conflicts and
         # is retried after this one commits, so it sees this one.
         run(con, "UPDATE open_reports SET actions = actions + 1 WHERE report_id IN (SELECT unnest($ids))", p)
-        prior = con.execute(
-            f"""
-            SELECT report_id, arg_min(coalesce(actor_name, actor), event_id), min(acted_at),
-                   arg_min(action, event_id),
-                   bool_or(action = 'resolve'),
-                   arg_max(coalesce(actor_name, actor), event_id) FILTER (WHERE action = 'resolve'),
-                   max(acted_at) FILTER (WHERE action = 'resolve')
-            FROM events
-            WHERE report_id IN (SELECT unnest($ids)) AND action IN {RESPONSE_ACTIONS}
-            GROUP BY report_id
-            """,
-            p,
-        ).fetchall()
-        tiers = {r[0]: (r[1], r[2]) for r in con.execute(CURRENT_TIER_SQL, p).fetchall()}
-        event_ids = []
+        states = _state(con, ids)
+        missing = [i for i in ids if i not in states]
+        if missing:
+            raise InputError([("report_ids", f"unknown report {missing[0]!r}")])
+        already, already_resolved, unchanged, event_ids, recorded = [], [], [], [], []
         for rid in ids:
-            tier_before, version = tiers.get(rid, (None, None))
-            tier_after = request.tier_after if request.action == "override" else tier_before
+            state = states[rid]
+            for e in state["events"]:
+                if e["actor"] != user.actor and e["action"] in (*RESPONSE_ACTIONS, "take"):
+                    prior = PriorAction(rid, e["actor"], e["name"], e["acted_at"], e["action"])
+                    already.append(prior)
+                    if e["action"] == "resolve":
+                        already_resolved.append(prior)
+            reason = _unchanged_reason(request, user, state, now)
+            if reason is not None:
+                unchanged.append((rid, reason))
+                continue
+            tier_after = request.tier_after if request.action == "override" else state["tier"]
             event_ids.append(run(
                 con,
                 """
                 INSERT INTO events (report_id, acted_at, actor, actor_name, role, action, tier_before,
-                                    tier_after, rules_version, note, reached, escalated_to, outcome)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id
+                                    tier_after, rules_version, note, reached, escalated_to, outcome, request_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id
                 """,
-                [rid, now, user.actor, user.name, user.role.value, request.action, tier_before, tier_after,
-                 version, request.note, request.reached, request.escalated_to, request.outcome],
+                [rid, now, user.actor, user.name, user.role.value, request.action, state["tier"], tier_after,
+                 state["version"], request.note, request.reached, request.escalated_to, request.outcome,
+                 request.request_id],
             )[0][0])
-        if request.action == "resolve":
-            run(con, "DELETE FROM open_reports WHERE report_id IN (SELECT unnest($ids))", p)
-        return ActionResult(
-            event_ids=event_ids,
-            already=[PriorResponse(r[0], r[1], r[2], r[3]) for r in prior],
-            already_resolved=[PriorResponse(r[0], r[5], r[6], "resolve") for r in prior if r[4]],
-        )
+            recorded.append(rid)
+        if request.action == "resolve" and recorded:
+            run(con, "DELETE FROM open_reports WHERE report_id IN (SELECT unnest($ids))", {"ids": recorded})
+        return ActionResult(event_ids=event_ids, recorded=recorded, unchanged=unchanged,
+                            already=sorted(already, key=lambda a: a.acted_at), already_resolved=already_resolved)
 
     return db.transaction(work)
 
@@ -156,6 +256,9 @@ class NewReport(BaseModel):
     patient_id: Annotated[str, Field(min_length=1, max_length=64)]
     report: ReportIn
     note: NoteText | None = None
+    # Red-flag questions the nurse could not ask: each counts as a yes for the triage, and is
+    # recorded as not asked.
+    unasked: list[Literal[REPORT_FLAGS]] = []  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -167,7 +270,11 @@ class Submitted:
 
 
 def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fields) -> Submitted:
-    """Validate, store and triage a new report in one transaction; it joins the open queue."""
+    """Validate, store and triage a new report in one transaction; it joins the open queue.
+
+    The same report sent twice (the same patient, time and answers, by the same person) is one
+    report: the second is refused, naming the first.
+    """
     require(user, Action.NEW_REPORT)
     try:
         new = NewReport.model_validate(fields)
@@ -175,20 +282,31 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
         raise InputError(errors_of(exc)) from None
     if new.report.reported_at > now:
         raise InputError([("report.reported_at", "is in the future")])
+    unasked = sorted(set(new.unasked))
+    if unasked:
+        new = new.model_copy(update={"report": new.report.model_copy(update={f: True for f in unasked})})
 
     def work(con: duckdb.DuckDBPyConnection) -> Submitted:
         panel = con.execute("SELECT panel_id FROM patients WHERE patient_id = ?", [new.patient_id]).fetchall()
         if not panel:
             raise InputError([("patient_id", f"unknown patient {new.patient_id!r}")])
-        report_id = con.execute("SELECT 'R-' || lpad(nextval('reports_seq')::VARCHAR, 7, '0')").fetchall()[0][0]
         cols = list(ReportIn.model_fields)
         values = [getattr(new.report, c) for c in cols]
+        same = con.execute(
+            "SELECT report_id FROM reports WHERE patient_id = ? AND entered_by = ? AND "
+            + " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in cols) + " AND note IS NOT DISTINCT FROM ?",
+            [new.patient_id, user.actor, *values, new.note]).fetchall()
+        if same:
+            raise InputError([("report", f"this report was already entered as {same[0][0]}; it is not added twice")])
+        report_id = con.execute("SELECT 'R-' || lpad(nextval('reports_seq')::VARCHAR, 7, '0')").fetchall()[0][0]
         run(
             con,
             f"INSERT INTO reports (report_id, patient_id, received_at, source, entered_by, note, {', '.join(cols)})"
             f" VALUES (?, ?, ?, 'phone', ?, ?, {', '.join('?' for _ in cols)})",
             [report_id, new.patient_id, now, user.actor, new.note, *values],
         )
+        for field in unasked:
+            run(con, "INSERT INTO report_unasked (report_id, field) VALUES (?, ?)", [report_id, field])
         run(con, "INSERT INTO open_reports (report_id, patient_id, panel_id, reported_at) VALUES (?, ?, ?, ?)",
             [report_id, new.patient_id, panel[0][0], new.report.reported_at])
         retriage(con, rules, now=now, report_ids=[report_id], record_changes=False)
@@ -199,5 +317,5 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
     return db.transaction(work)
 
 
-__all__ = ["ActionIn", "ActionResult", "Forbidden", "NewReport", "Submitted", "act", "submit_report",
+__all__ = ["ActionIn", "ActionResult", "Forbidden", "NewReport", "PriorAction", "Submitted", "act", "submit_report",
            "validate_action"]
