@@ -245,22 +245,21 @@ with left:
     ui.show_what_to_do(detail["explained"])
 with right:
     ui.show_why(detail["explained"])
-left, right = st.columns([3, 2], gap="large")
-with left:
-    tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ctx.version, now.date())
-    if tl is not None:
-        st.markdown("#### The six weeks before this report")
-        reported = detail["reported_at"]
-        st.plotly_chart(charts.timeline_figure(tl, since=reported - timedelta(days=42),
-                                               until=min(now, reported + timedelta(days=7)), height=420, compact=True,
-                                               highlight=reported),
-                        key="detail_timeline", config={"displaylogo": False})
-with right:
-    st.markdown("#### History")
-    st.dataframe(queue.history(detail), hide_index=True, width="stretch", column_config={
-        "When": st.column_config.DatetimeColumn("When", format="D MMM YYYY HH:mm", width=130),
-        "Note": st.column_config.TextColumn("Note", width="large"),
-    })
+tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ctx.version, now.date())
+if tl is not None:
+    st.markdown("#### The six weeks before this report")
+    reported = detail["reported_at"]
+    st.plotly_chart(charts.timeline_figure(tl, since=reported - timedelta(days=42),
+                                           until=min(now, reported + timedelta(days=7)), height=420, compact=True,
+                                           highlight=reported),
+                    key="detail_timeline", config={"displaylogo": False})
+st.markdown("#### History")
+st.dataframe(queue.history(detail), hide_index=True, width="stretch", column_config={
+    "When": st.column_config.DatetimeColumn("When", format="D MMM YYYY HH:mm", width=140),
+    "Who": st.column_config.TextColumn("Who", width=200),
+    "What": st.column_config.TextColumn("What", width=260),
+    "Note": st.column_config.TextColumn("Note", width="large"),
+})
 
 # --------------------------------------------------------------------------- actions
 
