@@ -404,7 +404,7 @@ def show_input_error(exc: Exception, labels: dict[str, str] | None = None) -> No
     labels = labels or {}
 
     def name(field: str) -> str:
-        return labels.get(field) or labels.get(field.split(".")[-1]) or field.split(".")[-1].replace("_", " ") or "input"
+        return labels.get(field) or labels.get(field.split(".")[-1]) or field or "input"
 
     st.error("Not saved:\n" + "\n".join(f"- **{plain(name(f))}**: {plain(m)}" for f, m in problems))
 

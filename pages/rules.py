@@ -104,6 +104,7 @@ with tabs[3]:
 if admin:
     with tabs[4]:
         st.markdown("#### Apply changed rules (admin)")
+        ui.show_flash("rules")  # the result of the last apply, here where it was confirmed
         st.caption("First see what the rules on disk would change: the same engine triages the stored open reports "
                    "with them, and nothing is written. Then confirm to put them in force: every stored report is "
                    "re-triaged with exactly those rules, and each open report whose tier moves gets a 're-triaged' "
@@ -144,7 +145,8 @@ if admin:
                         f"Rules {fresh.version} in force: {stats.reports:,} reports re-triaged in {stats.seconds:.1f} s; "
                         f"{stats.changed_open} open reports changed tier"
                         + (f" (the preview showed {impact.count}: reports arrived or closed in between)." if differs
-                           else ", as previewed.") + " Each has a 're-triaged' entry in its history.", "success")
+                           else ", as previewed.") + " Each has a 're-triaged' entry in its history.", "success",
+                        where="rules")
                     st.rerun()
             if c2.button("Cancel", key="cancel_reload"):
                 st.session_state.pop("rules_impact", None)

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.config import get_settings
 from dashboard.db import Database
 from dashboard.rules import load_rules
+from dashboard.ui import plain
 from tests.conftest import ROOT
 
 APP = str(ROOT / "streamlit_app.py")
@@ -201,7 +202,7 @@ def test_what_if_takes_courses_and_the_new_questions(app_db, rules):
     at.text_area(key="wi_meds").input("pegfilgrastim, 5, 2")
     at.form_submit_button(key="submit_what_if").click().run()
     out, words = what_if(at)
-    assert "medications[0].stopped_at" in words and not out and not at.exception
+    assert plain("medications[0].stopped_at") in words and not out and not at.exception
 
 
 # --------------------------------------------------------------------------- v2: phone form and detail
@@ -243,27 +244,32 @@ def test_the_phone_form_asks_the_new_questions_and_shows_the_record(app_db):
     at.text_input(key="new_report_search").input(patient).run()
     at.selectbox(key="nr_patient").set_value(patient).run()
     record = "\n".join(i.value for i in at.info)
-    assert "Anticoagulant: apixaban from 1 Oct, running" in record
-    assert "Low platelets: yes" in record
-    assert "letrozole from 10 Jan 2025, stopped 1 Nov" in record
-    # The questions in the words a nurse says on the phone.
-    assert at.radio(key="nr_pain_pattern").label.startswith("**Is this your usual pain, or new or different?**")
-    assert at.checkbox(key="nr_saddle_numbness").label == "Any numbness in your bottom or genitals?"
-    assert at.checkbox(key="nr_confusion_or_drowsiness").label == "Any new confusion, or are you unusually drowsy?"
-    assert "thirsty" in at.checkbox(key="nr_thirst_or_polyuria").label
-    # Unanswered, the two questions stop the report: nothing is stored.
+    assert plain("Anticoagulant: apixaban from 1 Oct, running") in record
+    assert plain("Low platelets: yes") in record
+    assert plain("letrozole from 10 Jan 2025, stopped 1 Nov") in record
+    # The questions in the words a nurse says on the phone; every red flag is answered yes, no or
+    # could not ask.
+    k = f"nr_{patient}"
+    assert at.radio(key=f"{k}_pain_pattern").label.startswith("**Is this your usual pain, or new or different?**")
+    assert at.radio(key=f"{k}_saddle_numbness").label == "Any numbness in your bottom or genitals?"
+    assert at.radio(key=f"{k}_confusion_or_drowsiness").label == "Any new confusion, or are you unusually drowsy?"
+    assert "thirsty" in at.radio(key=f"{k}_thirst_or_polyuria").label
+    # Unanswered, the questions stop the report, named as the form asks them: nothing is stored.
     before = app_db.scalar("SELECT count(*) FROM reports")
     last = app_db.scalar("SELECT max(report_id) FROM reports")
-    at.slider(key="nr_pain").set_value(8)
-    at.form_submit_button(key="submit_new_report").click().run()
-    assert "report.pain_pattern" in texts(at) and "report.onset" in texts(at)
+    at.segmented_control(key=f"{k}_pain").set_value(8)
+    at.form_submit_button(key=f"{k}_submit").click().run()
+    body = texts(at)
+    assert "Is this your usual pain, or new or different?" in body and "Did it come on suddenly, or gradually?" in body
+    assert "Any numbness in your bottom or genitals?" in body
     assert app_db.scalar("SELECT count(*) FROM reports") == before
-    at.radio(key="nr_pain_pattern").set_value("changed")
-    at.radio(key="nr_onset").set_value("sudden")
-    at.checkbox(key="nr_saddle_numbness").check()
-    at.checkbox(key="nr_confusion_or_drowsiness").check()
-    at.checkbox(key="nr_thirst_or_polyuria").check()
-    at.form_submit_button(key="submit_new_report").click().run()
+    at.radio(key=f"{k}_pain_pattern").set_value("changed")
+    at.radio(key=f"{k}_onset").set_value("sudden")
+    yes = ("saddle_numbness", "confusion_or_drowsiness", "thirst_or_polyuria")
+    for radio in at.radio:
+        if radio.key.startswith(f"{k}_") and radio.key not in (f"{k}_pain_pattern", f"{k}_onset"):
+            radio.set_value("yes" if radio.key.removeprefix(f"{k}_") in yes else "no")
+    at.form_submit_button(key=f"{k}_submit").click().run()
     assert not at.exception, [e.message for e in at.exception]
     new = app_db.query("SELECT r.*, t.tier, t.rule_ids, t.leading_causes FROM reports r JOIN triage_results t"
                        " USING (report_id) WHERE r.report_id > ?", [last])
@@ -279,8 +285,8 @@ def test_the_phone_form_asks_the_new_questions_and_shows_the_record(app_db):
     assert set(row["leading_causes"]) == {"mscc", "spinal_haematoma"}
     # The detail opens on the new report and says so in words.
     body = texts(at)
-    assert f"report **{row['report_id']}**" in body
-    assert "numbness in the bottom or genitals (saddle)" in body and "new confusion or drowsiness" in body
+    assert f"report **{plain(row['report_id'])}**" in body
+    assert plain("numbness in the bottom or genitals (saddle)") in body and "new confusion or drowsiness" in body
     assert "changed pain" in body
 
 
