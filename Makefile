@@ -21,8 +21,9 @@ chromium:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
+# Demo mode (BACKLINE_DEMO=1): no sign-in, a role switcher, on the generated sample only.
 run: $(STAMP)
-	$(PY) -m dashboard run
+	BACKLINE_DEMO=1 $(PY) -m dashboard run
 
 test: $(STAMP) chromium
 	$(PY) -m pytest

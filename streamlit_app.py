@@ -3,17 +3,18 @@
 import streamlit as st
 
 from dashboard import ui
+from dashboard.access import PAGE_FILES as PATHS
 from dashboard.access import Page
 
 st.set_page_config(page_title=ui.PAGE_TITLE, page_icon=":material/healing:", layout="wide")
 ui.rules_in_force()  # fail closed before anything else
 
 PAGE_FILES = {
-    Page.QUEUE: ("pages/triage_queue.py", "Triage queue", ":material/emergency:"),
-    Page.TIMELINE: ("pages/patient_timeline.py", "Patient timeline", ":material/timeline:"),
-    Page.GUIDANCE: ("pages/guidance.py", "Guidance", ":material/menu_book:"),
-    Page.METRICS: ("pages/response_times.py", "Response times", ":material/timer:"),
-    Page.RULES: ("pages/rules.py", "Rules", ":material/rule:"),
+    Page.QUEUE: (PATHS[Page.QUEUE], "Triage queue", ":material/emergency:"),
+    Page.TIMELINE: (PATHS[Page.TIMELINE], "Patient timeline", ":material/timeline:"),
+    Page.GUIDANCE: (PATHS[Page.GUIDANCE], "Guidance", ":material/menu_book:"),
+    Page.METRICS: (PATHS[Page.METRICS], "Response times", ":material/timer:"),
+    Page.RULES: (PATHS[Page.RULES], "Rules", ":material/rule:"),
 }
 # Every page is routable, so a direct visit reaches the page's own guard (which says why it is
 # refused); the menu shows only the pages this role may open, its first one being the default.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -85,7 +86,10 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from dashboard.seed import generate_sample, seed_from_files, seed_generated, write_sample_files
+    """Build a database: the generator's sample (the default one unless sized), marked as synthetic,
+    or the files of a folder (--sample), never marked. --force replaces only a database that holds
+    nothing but what the generator made: a real audit trail is never deleted by a command."""
+    from dashboard.seed import DEFAULT_SAMPLE, replace_refusal, seed_from_files, seed_sample, write_sample_files
 
     rules = _load_rules(args.rules)
     db = _database(args.db)
@@ -93,18 +97,25 @@ def cmd_seed(args: argparse.Namespace) -> int:
         if not args.force:
             print(f"backline seed: {db.path} exists; pass --force to replace it", file=sys.stderr)
             return EXIT_DATABASE
+        refusal = replace_refusal(db)
+        if refusal:
+            where = shlex.quote(str(db.path))
+            print(f"backline seed: {db.path} {refusal}; it is not replaced (a command never deletes an audit "
+                  f"trail). To start again, move it aside: mv {where} {shlex.quote(str(db.path) + '.bak')}",
+                  file=sys.stderr)
+            return EXIT_DATABASE
         for suffix in ("", ".wal"):
             Path(str(db.path) + suffix).unlink(missing_ok=True)
     now = datetime.fromisoformat(args.as_of) if args.as_of else local_now()
-    generated = args.patients is not None or args.reports is not None or args.seed is not None
-    if generated:
-        data = generate_sample(
-            patients=args.patients or 400, reports=args.reports if args.reports is not None else 6000,
-            seed=args.seed if args.seed is not None else 7, now=now,
-        )
-        stats = seed_generated(db, rules, data, now=now, seed=args.seed if args.seed is not None else 7)
+    if args.sample:
+        stats = seed_from_files(db, rules, Path(args.sample), now=now)
     else:
-        stats = seed_from_files(db, rules, Path(args.sample or get_settings().sample_dir), now=now)
+        stats = seed_sample(
+            db, rules, now=now, patients=args.patients or DEFAULT_SAMPLE["patients"],
+            reports=args.reports if args.reports is not None else DEFAULT_SAMPLE["reports"],
+            seed=args.seed if args.seed is not None else DEFAULT_SAMPLE["seed"],
+            progress=(lambda step: print(f"seed: {step}", file=sys.stderr, flush=True)) if args.progress else None,
+        )
     print(
         f"seeded {db.path}: {stats.patients:,} patients, {stats.reports:,} reports, "
         f"{stats.administrations:,} doses, {stats.events:,} events, {stats.open_reports:,} open; "
@@ -210,14 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("file", help="a JSON Lines file, or - for standard input")
     t.set_defaults(func=cmd_triage)
 
-    s = sub.add_parser("seed", help="build a database from sample_data/ or a generated sample")
+    s = sub.add_parser("seed", help="build a database from the sample generator (or a folder of files)")
     s.add_argument("--db", help="database file (default: $BACKLINE_DB or data/backline.duckdb)")
-    s.add_argument("--patients", type=int, help="generate this many patients instead of loading sample_data/")
-    s.add_argument("--reports", type=int, help="generate this many reports")
+    s.add_argument("--patients", type=int, help="generate this many patients (default 400)")
+    s.add_argument("--reports", type=int, help="generate this many reports (default 6000)")
     s.add_argument("--seed", type=int, help="random seed of the generator (default 7)")
-    s.add_argument("--sample", help="sample folder to load (default: sample_data/)")
-    s.add_argument("--force", action="store_true", help="replace an existing database file")
+    s.add_argument("--sample", help="load this folder of files instead (not marked as synthetic: no demo mode)")
+    s.add_argument("--force", action="store_true",
+                   help="replace an existing database that holds only what the generator made")
     s.add_argument("--as-of", help="the sample's 'now' (ISO date-time, local); default: the current time")
+    s.add_argument("--progress", action="store_true", help="print each step to standard error as it starts")
     s.add_argument("--write-sample", metavar="DIR", help="also export the seeded tables as sample files")
     s.set_defaults(func=cmd_seed)
 

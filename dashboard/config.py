@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # YAML file mapping e-mail addresses to roles for providers that cannot send such a claim.
     role_claim: str = "backline_role"
     role_map: Path | None = None
+    # Demo mode (``BACKLINE_DEMO=1``, as `make run` sets it): no sign-in, a switcher over the staff
+    # of a sample made by the generator, and no other database. Never on with an identity provider.
+    demo: bool = False
 
     @field_validator("timezone")
     @classmethod

@@ -1,8 +1,14 @@
-"""Build a database: from the files in ``sample_data/`` or from a freshly generated sample.
+"""Build a database: from a sample made by the generator, or from a folder of files.
 
 Everything is loaded in one transaction (a failure leaves no half-built database), reports are
 triaged by the engine, care-team events are generated from the triage when the sample has none,
 and the ``open_reports`` index is built from the events.
+
+Only the generator's path marks a database as synthetic (``meta``: ``synthetic``, ``created_by``,
+and the last event and report it made), and only a marked database runs in demo mode. Loading
+files never writes the mark, whatever the folder's ``meta.csv`` says: files can hold anything.
+Events and reports numbered after the mark's are the care team's (or a re-triage's), so a
+database holding any is never replaced by ``backline seed --force``.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import re
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +28,7 @@ import pyarrow as pa
 
 from dashboard.config import get_settings
 from dashboard.db import Database, DatabaseError, run
+from dashboard.identity import CREATED_BY, MARK_KEYS, is_generated
 from dashboard.retriage import retriage
 from dashboard.rules import RuleSet
 from dashboard.sample import SampleData, event_table, generate
@@ -38,6 +46,9 @@ TIME_COLUMNS = {
 }
 # Rows dated after "now" once shifted are left out (they have not happened yet).
 NOT_AFTER = {"administrations": "given_at", "reports": "reported_at", "events": "acted_at"}
+# The default sample, as `make run` builds it on first use (deterministic: the same seed and day
+# give the same database).
+DEFAULT_SAMPLE = {"patients": 400, "reports": 6000, "seed": 7}
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,9 @@ def _require_empty(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise DatabaseError(f"{path} already holds data; seed a new file, or pass --force to replace it")
 
 
-def _finish(con: duckdb.DuckDBPyConnection, meta: dict[str, str]) -> None:
+def _finish(con: duckdb.DuckDBPyConnection, meta: dict[str, str], *, generated: bool) -> None:
+    """Index the open reports, continue the numbering, and write ``meta``: with the synthetic mark
+    when ``generated`` (the generator made every row), never otherwise."""
     run(con, 
         """
         INSERT INTO open_reports (report_id, patient_id, panel_id, reported_at)
@@ -84,6 +97,10 @@ def _finish(con: duckdb.DuckDBPyConnection, meta: dict[str, str]) -> None:
     for seq, top in (("events_seq", top_event), ("reports_seq", top_report)):
         if top:
             run(con, f"SELECT max(nextval('{seq}')) FROM range(?)", [int(top)])
+    meta = {k: v for k, v in meta.items() if k not in MARK_KEYS and k != "generated"}
+    if generated:
+        meta.update({"synthetic": "true", "created_by": CREATED_BY, "generated_events": str(int(top_event)),
+                     "generated_reports": str(int(top_report))})
     con.executemany("INSERT INTO meta VALUES (?, ?)", [[k, str(v)] for k, v in meta.items()])
 
 
@@ -95,7 +112,15 @@ def _counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int, int]:
     ).fetchall()[0]
 
 
-def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datetime, seed: int) -> SeedStats:
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datetime, seed: int,
+                   progress: Progress = _quiet) -> SeedStats:
     """Load a generated sample, triage it and generate its care-team events.
 
     Sized for a million reports in well under 2 GB: frames go in through Arrow, DuckDB works under
@@ -105,9 +130,11 @@ def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datet
     """
     started = time.perf_counter()
     db.migrate()
+    progress("migrated")
 
     def work(con: duckdb.DuckDBPyConnection) -> float:
         _require_empty(con, db.path)
+        progress("loading")
         for table in LOAD_ORDER:
             frame = getattr(data, table)
             src = pa.Table.from_pandas(frame, preserve_index=False)
@@ -117,8 +144,10 @@ def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datet
             con.unregister("bl_src")
             del src
         _release_memory()
+        progress("triaging")
         stats = retriage(con, rules, now=now, record_changes=False)
         _release_memory()
+        progress("events")
         events = _events(con, rules, data, now=now, seed=seed)
         con.register("bl_src", events)
         cols = ", ".join(f'"{c}"' for c in events.column_names)
@@ -126,12 +155,14 @@ def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datet
         con.unregister("bl_src")
         del events
         _release_memory()
-        _finish(con, {**data.meta, "generated": "true"})
+        _finish(con, data.meta, generated=True)
+        progress("committing")
         return stats.seconds
 
     _release_memory()
     with _memory_limit(db, SEED_MEMORY_LIMIT):  # the commit, which writes it all out, included
         triage_seconds = db.transaction(work, attempts=1)
+    progress("committed")
     with db.connect() as con:
         counts = _counts(con)
     return SeedStats(*counts, seconds=time.perf_counter() - started, triage_seconds=triage_seconds)
@@ -246,7 +277,7 @@ def seed_from_files(db: Database, rules: RuleSet, folder: Path, *, now: datetime
                 stats = retriage(con, rules, now=now, record_changes=False)
         meta.update({"as_of": now.isoformat(timespec="minutes"), "sample_as_of": as_of.isoformat(),
                      "shifted_days": str(shift), "sample_folder": folder.name})
-        _finish(con, meta)
+        _finish(con, meta, generated=False)
         return stats.seconds
 
     triage_seconds = db.transaction(work, attempts=1)
@@ -283,3 +314,57 @@ def write_sample_files(db: Database, folder: Path) -> list[Path]:
 
 def generate_sample(*, patients: int, reports: int, seed: int, now: datetime) -> SampleData:
     return generate(patients=patients, reports=reports, seed=seed, as_of=now)
+
+
+def seed_sample(db: Database, rules: RuleSet, *, now: datetime, patients: int = DEFAULT_SAMPLE["patients"],
+                reports: int = DEFAULT_SAMPLE["reports"], seed: int = DEFAULT_SAMPLE["seed"],
+                progress: Progress | None = None) -> SeedStats:
+    """Generate a sample (the default one unless told otherwise) and load it, marked as synthetic.
+    ``progress`` is told each step as it starts (migrated, loading, triaging, events, committing,
+    committed)."""
+    progress = progress or _quiet
+    progress("generating")
+    data = generate_sample(patients=patients, reports=reports, seed=seed, now=now)
+    return seed_generated(db, rules, data, now=now, seed=seed, progress=progress)
+
+
+def not_generated(con: duckdb.DuckDBPyConnection) -> str | None:
+    """What in this database the generator did not make (None: every event and report is its own).
+
+    An event or report numbered after the ones the mark records was added since (an action, a
+    re-triage, a phone report); without the mark, nothing in the file is known to be synthetic.
+    """
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    events, reports = con.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM reports)").fetchall()[0]
+    if not is_generated(meta):
+        return (f"was not made by the sample generator and holds {_count(events, 'event')} and "
+                f"{_count(reports, 'report')}"
+                if events or reports else "was not made by the sample generator")
+    top_event, top_report = int(meta["generated_events"]), int(meta["generated_reports"])
+    added_events, added_reports = con.execute(
+        "SELECT (SELECT count(*) FROM events WHERE event_id > ?),"
+        " (SELECT count(*) FROM reports WHERE coalesce(TRY_CAST(regexp_extract(report_id, '^R-(\\d+)$', 1) AS BIGINT),"
+        " ?) > ?)", [top_event, top_report + 1, top_report]).fetchall()[0]
+    if added_events or added_reports:
+        return (f"holds {_count(added_events, 'event')} and {_count(added_reports, 'report')} recorded since the "
+                "sample was generated (the care team's actions, phone reports, re-triages)")
+    return None
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def replace_refusal(db: Database) -> str | None:
+    """Why ``backline seed --force`` must not replace this file (None: it holds only what the
+    generator made). The file is opened read-only and left as it was."""
+    from dashboard.db import DatabaseBusy
+
+    try:
+        with Database(db.path, read_only=True).connect() as con:
+            return not_generated(con)
+    except DatabaseBusy:
+        raise
+    except (DatabaseError, duckdb.Error) as exc:
+        return f"cannot be read as a Backline database ({' '.join(str(exc).split())[:200]}), so what it holds is unknown"

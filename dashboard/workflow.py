@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dashboard.access import Action, Forbidden, User, require
+from dashboard.access import Action, Forbidden, User, require, require_panels, require_patient_panel
 from dashboard.db import Database, run
 from dashboard.labels import ESCALATION_LABELS, OUTCOME_LABELS
 from dashboard.models import REPORT_FLAGS, InputError, NoteText, ReportIn, errors_of
@@ -211,6 +211,7 @@ def act(db: Database, user: User, now: datetime, **fields) -> ActionResult:
         missing = [i for i in ids if i not in states]
         if missing:
             raise InputError([("report_ids", f"unknown report {missing[0]!r}")])
+        require_panels(con, user, ids)  # a nurse acts on the reports of their own panels only
         already, already_resolved, unchanged, event_ids, recorded = [], [], [], [], []
         for rid in ids:
             state = states[rid]
@@ -290,6 +291,7 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
         panel = con.execute("SELECT panel_id FROM patients WHERE patient_id = ?", [new.patient_id]).fetchall()
         if not panel:
             raise InputError([("patient_id", f"unknown patient {new.patient_id!r}")])
+        require_patient_panel(user, new.patient_id, panel[0][0])  # a nurse enters reports for their own panels
         cols = list(ReportIn.model_fields)
         values = [getattr(new.report, c) for c in cols]
         same = con.execute(

@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("BACKLINE_TIMEZONE", "Europe/London")
+# The app under test runs in demo mode on generated samples; the sign-in tests turn it off.
+os.environ.setdefault("BACKLINE_DEMO", "1")
 
 from dashboard.models import validate_case  # noqa: E402
 from dashboard.rules import load_rules  # noqa: E402
@@ -55,11 +57,13 @@ def triage(rules, case: dict[str, Any]):
 
 
 def run_cli(*args: str, stdin: str | bytes | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
+            timeout: float = 120, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """The command line as a person runs it: this environment, plus ``env``, less ``unset``."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
+    environment = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-m", "dashboard", *args], input=data, capture_output=True, cwd=ROOT,
-        env={**os.environ, **(env or {})}, timeout=timeout,
+        env=environment, timeout=timeout,
     )
 
 
@@ -67,15 +71,30 @@ def jsonl(*cases: dict[str, Any]) -> str:
     return "".join(json.dumps(c) + "\n" for c in cases)
 
 
+def panels_of(db) -> tuple[str, ...]:
+    """Every panel of a database (a nurse is given them all where the test is not about panels)."""
+    return tuple(r[0] for r in db.rows("SELECT panel_id FROM panels ORDER BY panel_id"))
+
+
+def give_every_panel(request, monkeypatch, namespace: dict, names: tuple[str, ...]) -> None:
+    """Give the nurses named in a test module every panel of the test's ``fresh_db``."""
+    from dataclasses import replace
+
+    if "fresh_db" in request.fixturenames:
+        panels = panels_of(request.getfixturevalue("fresh_db"))
+        for name in names:
+            monkeypatch.setitem(namespace, name, replace(namespace[name], panels=panels))
+
+
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory, rules):
-    """The default sample (sample_data/) loaded into a real DuckDB file, as `make run` does."""
+    """The default sample, generated into a real DuckDB file as `make run` builds it (marked synthetic)."""
     from dashboard.db import Database
-    from dashboard.seed import seed_from_files
+    from dashboard.seed import seed_sample
 
     path = tmp_path_factory.mktemp("sample") / "backline.duckdb"
     db = Database(path)
-    seed_from_files(db, rules, ROOT / "sample_data", now=SEED_NOW)
+    seed_sample(db, rules, now=SEED_NOW)
     return db
 
 

@@ -190,8 +190,9 @@ def test_a_half_typed_note_stays_with_its_report(app_db):
 
 
 def test_notes_show_as_plain_text_in_the_history(app_db):
-    rid = an_open_report(app_db, nurse_panel(app_db))
-    nurse = User(actor=NURSE, name="Test Nurse", role=Role.NURSE)
+    panel = nurse_panel(app_db)
+    rid = an_open_report(app_db, panel)
+    nurse = User(actor=NURSE, name="Test Nurse", role=Role.NURSE, panels=(panel,))
     hostile = "![x](https://example.invalid/track.png) **bold** :red[alarm] <img src=x onerror=alert(1)>"
     act(app_db, nurse, SEED_NOW, action="note", report_ids=[rid], note=f"Line one\n{hostile}")
     at = open_on(open_app(NURSE), rid)

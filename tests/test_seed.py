@@ -293,3 +293,115 @@ def test_retriage_records_tier_changes_of_open_reports(tmp_path, fresh_db, rules
     assert len(events) == moved
     assert set(events["tier_after"]) <= {"urgent", "emergency"}
     assert (events["rules_version"] == stricter.version).all() and (events["role"] == "system").all()
+
+
+# --------------------------------------------------------------------------- the synthetic mark
+
+
+def test_only_the_generator_marks_a_database_as_synthetic(tmp_path, rules, sample_db):
+    """The mark is written by the generator's path, with the last event and report it made; files
+    are loaded unmarked, whatever their meta.csv says."""
+    from dashboard.identity import is_generated
+    from dashboard.seed import seed_from_files
+    from tests.conftest import ROOT
+
+    meta = sample_db.meta()
+    assert is_generated(meta)
+    assert int(meta["generated_events"]) == sample_db.scalar("SELECT max(event_id) FROM events")
+    assert meta["generated_reports"] == str(int(sample_db.scalar("SELECT max(report_id) FROM reports")[2:]))
+    assert "synthetic,true" in (ROOT / "sample_data" / "meta.csv").read_text()
+    loaded = Database(tmp_path / "files.duckdb")
+    seed_from_files(loaded, rules, ROOT / "sample_data", now=SEED_NOW)
+    assert not is_generated(loaded.meta())
+    assert not {"synthetic", "created_by", "generated_events", "generated_reports"} & set(loaded.meta())
+
+
+def test_demo_mode_refuses_a_database_loaded_from_files(tmp_path, rules, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.seed import seed_from_files
+    from tests.conftest import ROOT
+
+    path = tmp_path / "files.duckdb"
+    seed_from_files(Database(path), rules, ROOT / "sample_data", now=SEED_NOW)
+    monkeypatch.setenv("BACKLINE_DB", str(path))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    assert any("Demo mode refused" in e.value for e in at.error)
+    assert not at.dataframe
+
+
+def _snapshot(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.parent.iterdir()) if p.name.startswith(path.name)}
+
+
+def _small_sample(path) -> None:
+    done = run_cli("seed", "--db", str(path), "--patients", "40", "--reports", "300", "--seed", "2",
+                   "--as-of", SEED_NOW.isoformat())
+    assert done.returncode == 0, done.stderr
+
+
+def test_seed_force_never_deletes_an_action_of_the_care_team(tmp_path, rules):
+    from dashboard.access import Role, User
+    from dashboard.workflow import act
+
+    path = tmp_path / "kept" / "backline.duckdb"
+    _small_sample(path)
+    db = Database(path)
+    report, panel = db.rows("SELECT report_id, panel_id FROM open_reports ORDER BY report_id LIMIT 1")[0]
+    nurse = User(actor="N0001", name="Test Nurse", role=Role.NURSE, panels=(panel,))
+    assert act(db, nurse, SEED_NOW, action="note", report_ids=[report], note="Called the GP").recorded == [report]
+    before = _snapshot(path)
+    again = run_cli("seed", "--db", str(path), "--force")
+    assert again.returncode == 4
+    message = again.stderr.decode()
+    assert "1 event and 0 reports recorded since the sample was generated" in message
+    assert f"mv {path} {path}.bak" in message
+    assert _snapshot(path) == before  # the file, and its write-ahead log, as they were
+    assert db.scalar("SELECT count(*) FROM events WHERE note = 'Called the GP'") == 1
+
+
+def test_seed_force_refuses_a_phone_report_and_a_database_not_generated(tmp_path, rules):
+    from dashboard.access import Role, User
+    from dashboard.seed import seed_from_files
+    from dashboard.workflow import submit_report
+    from tests.conftest import ROOT
+
+    path = tmp_path / "phone.duckdb"
+    _small_sample(path)
+    db = Database(path)
+    patient, panel = db.rows("SELECT patient_id, panel_id FROM patients ORDER BY patient_id LIMIT 1")[0]
+    nurse = User(actor="N0001", name="Test Nurse", role=Role.NURSE, panels=(panel,))
+    submit_report(db, rules, nurse, SEED_NOW, patient_id=patient,
+                  report={"reported_at": SEED_NOW, "pain_score": 3, "onset": "gradual"})
+    refused = run_cli("seed", "--db", str(path), "--force")
+    assert refused.returncode == 4 and b"0 events and 1 report recorded since" in refused.stderr
+    files = tmp_path / "files.duckdb"
+    seed_from_files(Database(files), rules, ROOT / "sample_data", now=SEED_NOW)
+    before = _snapshot(files)
+    refused = run_cli("seed", "--db", str(files), "--force")
+    assert refused.returncode == 4 and b"was not made by the sample generator" in refused.stderr
+    assert b"move it aside: mv" in refused.stderr and _snapshot(files) == before
+    junk = tmp_path / "junk.duckdb"
+    junk.write_bytes(b"not a database")
+    refused = run_cli("seed", "--db", str(junk), "--force")
+    assert refused.returncode == 4 and b"cannot be read" in refused.stderr and junk.read_bytes() == b"not a database"
+
+
+def test_seed_force_replaces_a_sample_nobody_has_used(tmp_path):
+    path = tmp_path / "untouched.duckdb"
+    _small_sample(path)
+    again = run_cli("seed", "--db", str(path), "--force", "--patients", "30", "--reports", "200", "--seed", "4")
+    assert again.returncode == 0, again.stderr
+    assert Database(path).scalar("SELECT count(*) FROM patients") == 30
+
+
+def test_the_default_seed_is_the_generator_and_make_run_asks_for_demo_mode(tmp_path):
+    from dashboard.identity import is_generated
+    from tests.conftest import ROOT
+
+    path = tmp_path / "default.duckdb"
+    done = run_cli("seed", "--db", str(path), "--as-of", SEED_NOW.isoformat())
+    assert done.returncode == 0, done.stderr
+    assert b"400 patients" in done.stdout and is_generated(Database(path).meta())
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\tBACKLINE_DEMO=1 $(PY) -m dashboard run\n" in makefile

@@ -67,7 +67,7 @@ def _serve(tmp_path_factory, sample_db, provider: OIDCProvider, name: str):
     provider.register_redirect_uri(f"http://127.0.0.1:{port}/oauth2callback")
     secrets_file = write_secrets(folder, provider, port)
     env = {"STREAMLIT_SECRETS_FILES": str(secrets_file), "BACKLINE_ROLE_MAP": str(role_map),
-           "BACKLINE_ROLE_CLAIM": ROLE_CLAIM}
+           "BACKLINE_ROLE_CLAIM": ROLE_CLAIM, "BACKLINE_DEMO": "0"}
     # The server's cwd stays the project (its .streamlit/config.toml applies); only the secrets are redirected.
     return streamlit_server(db_path, env=env, port=port)
 

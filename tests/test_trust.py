@@ -21,7 +21,7 @@ from dashboard.db import Database
 from dashboard.metrics import audit_csv
 from dashboard.models import InputError
 from dashboard.workflow import act, submit_report
-from tests.conftest import ROOT, SEED_NOW, run_cli
+from tests.conftest import ROOT, SEED_NOW, give_every_panel, run_cli
 
 NURSE = User(actor="N0001", name="Test Nurse", role=Role.NURSE)
 LEAD = User(actor="L004", name="Test Lead", role=Role.LEAD)
@@ -33,6 +33,11 @@ HOSTILE = [
     "😀 back pain 🦴 since Tuesday",
     "%_%' OR '1'='1",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _nurses_on_every_panel(request, monkeypatch):
+    give_every_panel(request, monkeypatch, globals(), ("NURSE",))
 
 
 def snapshot(db: Database) -> tuple:
@@ -213,20 +218,22 @@ def test_database_locked_by_another_process(fresh_db):
     assert run_cli("retriage", "--db", str(fresh_db.path)).returncode == 0
 
 
-def test_a_read_only_database(fresh_db):
-    """As an unprivileged user, a database file without write permission gets a plain message."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="backline-ro-", dir="/tmp"))
-    path = folder / "ro.duckdb"
+def test_a_read_only_database(fresh_db, tmp_path):
+    """A database file without write permission gets a plain message. Run as the same user in the
+    test's own folder, wherever the repository is cloned (a private 0700 home included): as root,
+    the command runs without the capabilities that let root write any file, so it obeys the file's
+    mode as anyone would."""
+    path = tmp_path / "ro.duckdb"
     shutil.copy(fresh_db.path, path)
-    os.chmod(folder, 0o755)
     os.chmod(path, 0o444)
     cmd = [sys.executable, "-m", "dashboard", "retriage", "--db", str(path)]
     if os.geteuid() == 0:
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    proc = subprocess.run(cmd, capture_output=True, cwd=ROOT, env={**os.environ, "HOME": "/tmp"}, timeout=120)
-    shutil.rmtree(folder)
+        caps = "-dac_override,-dac_read_search"
+        cmd = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", *cmd]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, cwd=ROOT, timeout=120)
+    finally:
+        os.chmod(path, 0o644)
     assert proc.returncode == 4, proc.stderr
     assert b"read-only or no permission" in proc.stderr and b"Traceback" not in proc.stderr
 
@@ -266,22 +273,37 @@ def test_a_crash_in_the_middle_of_a_write_leaves_it_absent(fresh_db):
 
 
 def test_a_crash_during_seeding_leaves_an_openable_file(tmp_path):
-    """Kill `backline seed` at several points: the file then opens, and holds either everything or nothing."""
-    for delay in (0.5, 1.5, 3.0):
-        path = tmp_path / f"seed-{delay}.duckdb"
+    """Kill `backline seed` as it starts each step (it says so on standard error): the file then
+    opens and holds either everything or nothing. Killed inside its one transaction (loading,
+    triaging, making the events, committing), it holds nothing; killed after, everything."""
+    outcomes = {}
+    for step in ("loading", "triaging", "events", "committing", "committed"):
+        path = tmp_path / f"seed-{step}.duckdb"
         proc = subprocess.Popen([sys.executable, "-m", "dashboard", "seed", "--db", str(path), "--patients", "300",
-                                 "--reports", "20000"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if not path.exists():
-            continue
+                                 "--reports", "20000", "--progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            said = []
+            for line in proc.stderr:
+                said.append(line.decode().strip())
+                if said[-1] == f"seed: {step}":
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            assert said and said[-1] == f"seed: {step}", said  # the kill came at the step named
+        finally:
+            proc.kill()
+            proc.wait()
         db = Database(path)
         db.migrate()  # opens, replays the write-ahead log, completes the schema
         counts = snapshot(db)
         complete = counts[0] > 0 and counts[0] == counts[3] and counts[1] > 0
         empty = counts[0] == counts[1] == counts[3] == counts[4] == 0
-        assert complete or empty, counts
+        assert complete or empty, (step, counts)
+        outcomes[step] = "complete" if complete else "empty"
+    # Killed inside the transaction, nothing is left; after its commit, everything. (A kill as the
+    # commit starts may land on either side of it.)
+    assert outcomes["loading"] == outcomes["triaging"] == outcomes["events"] == "empty", outcomes
+    assert outcomes["committed"] == "complete", outcomes
 
 
 # --------------------------------------------------------------------------- re-triage while serving
@@ -301,22 +323,32 @@ def test_retriage_while_the_app_serves(fresh_db, monkeypatch):
         while not stop.is_set():
             started = time.perf_counter()
             at.run()
-            runs.append(time.perf_counter() - started)
+            runs.append((started, time.perf_counter() - started))
             if at.exception:
                 errors.extend(e.message for e in at.exception)
             if at.error:
                 errors.extend(e.value for e in at.error)
 
+    def wait_for_runs(n: int) -> None:
+        deadline = time.monotonic() + 120
+        while len(runs) < n and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.05)
+        assert len(runs) >= n, f"the page ran {len(runs)} times, not {n}"
+
     thread = threading.Thread(target=nurse_refreshing)
     thread.start()
     try:
-        time.sleep(2)
+        wait_for_runs(2)  # the nurse's page is serving
+        began = time.perf_counter()
         proc = run_cli("retriage", "--db", str(fresh_db.path), env={"BACKLINE_LOCK_TIMEOUT_SECONDS": "60"})
-        time.sleep(1)
+        ended = time.perf_counter()
+        wait_for_runs(len(runs) + 2)  # and goes on serving after it
     finally:
         stop.set()
         thread.join(timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert errors == []
-    assert len(runs) > 3 and max(runs) < 20
+    # The race happened: some page run was under way while the other process held the file.
+    assert any(start < ended and start + took > began for start, took in runs), "no page run overlapped the retriage"
+    assert max(took for _, took in runs) < 20
     assert fresh_db.scalar("SELECT count(*) FROM triage_results") == fresh_db.scalar("SELECT count(*) FROM reports")

@@ -11,11 +11,17 @@ import pytest
 from dashboard.access import Role, User
 from dashboard.models import InputError
 from dashboard.workflow import act, result_message, submit_report
+from tests.conftest import give_every_panel
 
 NOW = datetime(2026, 11, 20, 12, 0)
 ANNE = User(actor="N9001", name="Anne Test", role=Role.NURSE)
 ANNE_TWIN = User(actor="N9002", name="Anne Test", role=Role.NURSE)  # the same name, another person
 DOCTOR = User(actor="P9001", name="Dr Test", role=Role.PHYSICIAN)
+
+
+@pytest.fixture(autouse=True)
+def _nurses_on_every_panel(request, monkeypatch):
+    give_every_panel(request, monkeypatch, globals(), ("ANNE", "ANNE_TWIN"))
 
 
 def new_report(db, rules, patient: str | None = None, *, at: datetime = NOW, pain: int = 5, **fields) -> str:
