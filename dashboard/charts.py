@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard import metrics
 from dashboard.labels import ACTION_LABELS, TIER_COLOURS
 from dashboard.timeline import Timeline
 
@@ -141,41 +143,93 @@ def end_of(tl: Timeline) -> datetime:
                tl.doses["given_at"].max() if not tl.doses.empty else datetime.min)
 
 
+# Axis ticks for durations on a log scale: every one a round figure in words.
+DURATION_TICKS = [1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880, 4320, 10080, 20160, 40320, 86400]
+RESPONSE_COLOURS = {
+    metrics.IN_TIME: "#2e6b34", metrics.LATE: "#c77800", metrics.PAST_TARGET: "#b3261e",
+    metrics.WITHIN_TARGET: "#9e9e9e",
+}
+RESPONSE_PATTERNS = {metrics.IN_TIME: "", metrics.LATE: "/", metrics.PAST_TARGET: "x", metrics.WITHIN_TARGET: "."}
+
+
+def _duration_axis(fig: go.Figure, low: float, high: float) -> None:
+    """A log axis of minutes, ticked in words (15 min, 2 h, 3 d) over the range shown."""
+    ticks = [t for t in DURATION_TICKS if low / 2 <= t <= high * 2] or DURATION_TICKS
+    fig.update_xaxes(type="log", tickvals=ticks, ticktext=[metrics.tick_words(t) for t in ticks])
+
+
 def response_ecdf(frame: pd.DataFrame, targets: dict[str, int]) -> go.Figure:
-    """Distribution of minutes from report to acknowledgement, by tier, with each tier's target."""
+    """Share of reports answered within each time, by tier (a step per report), with each tier's target.
+
+    ``minutes_to_ack`` is the time to the first answer, or for a report unanswered past its target
+    the time it has waited so far (so the curve never reaches 100% while one waits). Times under a
+    minute are drawn at half a minute (the axis is logarithmic).
+    """
     data = frame.dropna(subset=["minutes_to_ack"])
-    fig = px.ecdf(data, x="minutes_to_ack", color="tier", log_x=True,
-                  category_orders={"tier": TIER_ORDER}, color_discrete_map=TIER_COLOUR,
-                  labels={"minutes_to_ack": "minutes from report to acknowledgement (log scale)", "tier": "tier"})
-    for i, (tier, minutes) in enumerate(targets.items()):
-        if tier in set(data["tier"]):
-            # A trace, not a shape: its position is in data units on the log axis, and it hovers.
-            fig.add_trace(go.Scatter(
-                x=[minutes, minutes], y=[0, 1.04 + 0.05 * (i % 2)], mode="lines+text", name=f"{tier} target",
-                line=dict(color=TIER_COLOUR[tier], dash="dot", width=1.5), text=["", f"{tier} target"],
-                textposition="middle center", textfont=dict(size=11, color=TIER_COLOUR[tier]), showlegend=False,
-                hovertemplate=f"{tier} target: {minutes} min<extra></extra>",
-            ))
+    fig = go.Figure()
+    for tier in TIER_ORDER:
+        minutes = np.sort(data.loc[data["tier"] == tier, "minutes_to_ack"].to_numpy(dtype="float64"))
+        if not len(minutes):
+            continue
+        share = np.arange(1, len(minutes) + 1) / len(minutes)
+        fig.add_trace(go.Scatter(
+            x=np.maximum(minutes, 0.5), y=share, mode="lines", line_shape="hv", name=tier,
+            line=dict(color=TIER_COLOUR[tier], width=2),
+            customdata=[metrics.in_words(m) for m in minutes],
+            hovertemplate=f"{tier}: %{{y:.0%}} within %{{customdata}}<extra></extra>",
+        ))
+    shown = [t for t in targets if t in set(data["tier"])]
+    for i, tier in enumerate(shown):
+        minutes = targets[tier]
+        # A trace, not a shape: its position is in data units on the log axis, and it hovers.
+        fig.add_trace(go.Scatter(
+            x=[minutes, minutes], y=[0, 1.04 + 0.05 * (i % 2)], mode="lines+text", name=f"{tier} target",
+            line=dict(color=TIER_COLOUR[tier], dash="dot", width=1.5), text=["", f"{tier} target"],
+            textposition="middle center", textfont=dict(size=11, color=TIER_COLOUR[tier]), showlegend=False,
+            hovertemplate=f"{tier} target: {metrics.in_words(minutes)}<extra></extra>",
+        ))
+    values = [*data["minutes_to_ack"].clip(lower=0.5), *(targets[t] for t in shown)]
+    _duration_axis(fig, min(values, default=1), max(values, default=1))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10), font=FONT, yaxis_title="share of reports",
-                      yaxis_tickformat=".0%")
+                      xaxis_title="time from report to first answer (log scale)", yaxis_tickformat=".0%",
+                      legend_title_text="tier")
+    return fig
+
+
+def response_outcomes(by_tier: pd.DataFrame, labels: dict[str, str] | None = None) -> go.Figure:
+    """Each tier's reports as one bar, stacked by what became of them: answered in time, answered late,
+    unanswered past target, unanswered within target (the four add up to the tier's reports)."""
+    names = [(labels or {}).get(t, t) for t in by_tier["tier"]]
+    columns = {metrics.IN_TIME: "answered_in_time", metrics.LATE: "answered_late",
+               metrics.PAST_TARGET: "unanswered_past_target", metrics.WITHIN_TARGET: "unanswered_within_target"}
+    fig = go.Figure()
+    for response, column in columns.items():
+        fig.add_trace(go.Bar(
+            y=names, x=by_tier[column].tolist(), orientation="h", name=response,
+            marker=dict(color=RESPONSE_COLOURS[response], pattern=dict(shape=RESPONSE_PATTERNS[response])),
+            customdata=list(by_tier["tier"]), hovertemplate=f"%{{y}}: %{{x}} {response}<extra></extra>",
+        ))
+    fig.update_layout(barmode="stack", height=80 + 45 * max(len(names), 1), margin=dict(l=10, r=10, t=30, b=10),
+                      font=FONT, xaxis_title="reports", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    fig.update_yaxes(autorange="reversed")  # highest tier on top
     return fig
 
 
 def weekly_trend(weekly: pd.DataFrame) -> go.Figure:
-    """Share of reports acknowledged within target, per week and tier."""
+    """Share of reports answered within target, per week and tier (unanswered past target count as late)."""
     fig = px.line(weekly, x="week", y="within_target", color="tier", markers=True,
                   category_orders={"tier": TIER_ORDER}, color_discrete_map=TIER_COLOUR,
-                  symbol="tier", labels={"within_target": "acknowledged within target", "week": "week"})
+                  symbol="tier", labels={"within_target": "answered within target", "week": "week"})
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), font=FONT)
     return fig
 
 
 def weekly_volumes(volumes: pd.DataFrame) -> go.Figure:
-    """Reports per week, stacked by tier."""
+    """Reports per week, stacked by tier (the stack's height is the week's reports)."""
     fig = px.bar(volumes, x="week", y="reports", color="tier", category_orders={"tier": TIER_ORDER},
                  color_discrete_map=TIER_COLOUR, pattern_shape="tier",
                  pattern_shape_map={"emergency": "x", "urgent": "/", "soon": ".", "routine": ""},
                  labels={"reports": "reports", "week": "week"})
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), font=FONT, bargap=0.1)
+    fig.update_layout(barmode="stack", height=340, margin=dict(l=10, r=10, t=30, b=10), font=FONT, bargap=0.1)
     return fig

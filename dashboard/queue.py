@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dashboard import clock
 from dashboard.db import Database
 from dashboard.guidance import Line, guidance_for, within_words
 from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, FLAG_LABELS, OUTCOME_LABELS, duration, red_flags
@@ -88,19 +89,6 @@ def status_of(row: dict[str, Any]) -> str:
     return ACTION_LABELS.get(last, last).lower()
 
 
-def clock_text(respond_by: datetime, first_response_at: datetime | None, target_minutes: int,
-               reported_at: datetime, now: datetime) -> tuple[str, float]:
-    """The response clock in words, and minutes left (negative when overdue; +inf once answered)."""
-    if first_response_at is not None and not pd.isna(first_response_at):
-        took = (first_response_at - reported_at).total_seconds() / 60
-        verdict = "" if took <= target_minutes else f", {duration(took - target_minutes)} late"
-        return f"answered in {duration(took)}{verdict}", float("inf")
-    left = (respond_by - now).total_seconds() / 60
-    if left >= 0:
-        return f"{duration(left)} left", left
-    return f"OVERDUE {duration(-left)}", left
-
-
 # What a report needs now, most pressing first: its clock (to answer, or to call again) has run
 # out; it waits for an answer or a re-call; it was answered and is open.
 OVERDUE, WAITING, ANSWERED = 0, 1, 2
@@ -146,10 +134,6 @@ class Queue:
         return rows[rows["report_id"].isin(set(keep))].reset_index(drop=True)
 
 
-def _minutes(delta: pd.Series) -> pd.Series:
-    return delta.dt.total_seconds() / 60
-
-
 def build_queue(df: pd.DataFrame, rules: RuleSet, now: datetime) -> Queue:
     """Order and group the open reports; add clocks and words. Pure: frame in, queue out.
 
@@ -168,32 +152,36 @@ def build_queue(df: pd.DataFrame, rules: RuleSet, now: datetime) -> Queue:
     df = df.copy()
     tiers = rules.tier_ids
     df["tier_rank"] = df["tier"].map(rules.tier_rank)
+    # Every clock runs in real minutes between instants (clock.py): right across a change of the clocks.
     df["target_minutes"] = df["tier"].map({t: rules.respond_within_minutes(t) for t in tiers})
-    df["respond_by"] = df["reported_at"] + pd.to_timedelta(df["target_minutes"], unit="m")
+    df["respond_by"] = clock.add_minutes(df["reported_at"], df["target_minutes"])
     df["answered"] = df["first_response_at"].notna()
-    recall = pd.to_timedelta(df["tier"].map({t: rules.recall_after_minutes(t) for t in tiers}), unit="m")
-    df["recall_at"] = df["not_reached_at"] + recall
-    resolve_by = df["reported_at"] + pd.to_timedelta(df["tier"].map(
-        {t: rules.resolve_within_minutes(t) for t in tiers}), unit="m")
+    df["recall_at"] = clock.add_minutes(df["not_reached_at"], df["tier"].map(
+        {t: rules.recall_after_minutes(t) for t in tiers}))
+    resolve_minutes = df["tier"].map({t: rules.resolve_within_minutes(t) for t in tiers})
     # The clock that matters now: to answer, or to call again.
     df["due_at"] = df["respond_by"].where(~df["answered"], df["recall_at"])
     waiting = ~df["answered"] | df["recall_at"].notna()
-    df["overdue"] = waiting & (df["due_at"] < now)
+    left = -clock.minutes_between(df["due_at"], now)  # minutes left on the clock that matters (NaN: none)
+    df["overdue"] = waiting & (left < 0)
     df["state"] = np.where(df["overdue"], OVERDUE, np.where(waiting, WAITING, ANSWERED))
-    df["open_too_long"] = df["answered"] & (resolve_by < now)
+    df["open_too_long"] = df["answered"] & (clock.minutes_between(df["reported_at"], now) > resolve_minutes)
+    took = clock.minutes_between(df["reported_at"], df["first_response_at"])
     clocks = []
-    for row in df[["respond_by", "first_response_at", "target_minutes", "reported_at", "recall_at"]].itertuples(
-            index=False):
-        if not pd.isna(row.recall_at):
-            left = (row.recall_at - now).total_seconds() / 60
-            clocks.append(f"re-call in {duration(left)}" if left >= 0 else f"OVERDUE re-call {duration(-left)}")
+    for recall_at, answered, minutes_took, target, minutes_left in zip(
+            df["recall_at"], df["answered"], took, df["target_minutes"], left):
+        if not pd.isna(recall_at):
+            clocks.append(f"re-call in {duration(minutes_left)}" if minutes_left >= 0
+                          else f"OVERDUE re-call {duration(-minutes_left)}")
+        elif answered:
+            late = "" if minutes_took <= target else f", {duration(minutes_took - target)} late"
+            clocks.append(f"answered in {duration(minutes_took)}{late}")
         else:
-            fr = None if pd.isna(row.first_response_at) else row.first_response_at
-            clocks.append(clock_text(row.respond_by, fr, row.target_minutes, row.reported_at, now)[0])
+            clocks.append(f"{duration(minutes_left)} left" if minutes_left >= 0 else f"OVERDUE {duration(-minutes_left)}")
     df["clock"] = clocks
-    df["minutes_left"] = _minutes(df["due_at"] - now).fillna(float("inf"))
+    df["minutes_left"] = left.fillna(float("inf"))
     df.loc[df["open_too_long"], "clock"] = df.loc[df["open_too_long"], "clock"] + " · OPEN PAST RESOLUTION TARGET"
-    df["waiting"] = [duration((now - ra).total_seconds() / 60) for ra in df["reported_at"]]
+    df["waiting"] = [duration(m) for m in clock.minutes_between(df["reported_at"], now)]
     fever = rules.parameter("neutropenic_fever_c")
     low = rules.parameter("neutropenic_low_temperature_c")
     records = df[[*REPORT_FLAGS, "temperature_c", "trend", "location", "onset"]].to_dict("records")
@@ -586,6 +574,7 @@ def explain(rules: RuleSet, *, tier: str, rule_ids: list[str], leading: list[str
         "imaging": [guidance_line(x) for x in g.imaging],
         "referral": [guidance_line(x) for x in g.referral],
         "advice": list(g.advice),
+        "staff_notes": g.staff_notes_text,
         "unrecognised": list(unrecognised),
         "guidance": g,
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard import windows
 from dashboard.db import Database
 from dashboard.models import InputError, _clean_text
 from dashboard.queue import day_text, drug_effect_text
@@ -27,7 +28,7 @@ class Timeline:
     patient: dict[str, Any]
     regimens: pd.DataFrame  # regimen_id, name, intent, cycle_days, start_date, end_date
     doses: pd.DataFrame  # drug (as given), generic, class_label, given_at, stopped_at, is_course, regimen, ...
-    windows: pd.DataFrame  # drug (generic), cause, label, start, end, back_pain, window (days in words)
+    windows: pd.DataFrame  # drug (generic), cause, label, start, end, back_pain, window (days in words), given_at
     reports: pd.DataFrame  # report_id, reported_at, pain_score, tier, causes, position, ...
     events: pd.DataFrame  # report_id, acted_at, action, actor
 
@@ -77,40 +78,40 @@ def mark_courses(rules: RuleSet, doses: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _day(value: Any) -> pd.Timestamp:
-    return pd.Timestamp(value).normalize()
-
-
-def _windows(rules: RuleSet, doses: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Effect windows in calendar days (day 0 is the dose's date; a window "1-3" covers days 1, 2 and 3).
+def effect_windows(rules: RuleSet, doses: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Effect windows as bands, by the engine's own definition (:mod:`dashboard.windows`): calendar
+    days after each dose, from local midnight of the first day to local midnight after the last.
 
     Bounded windows: one band per dose (or course start). Open-ended windows (aromatase inhibitor,
     neuropathy): one band per course, to its stop (or today), or from the first dose to today.
     """
     rows = []
-    end_of_today = _day(now) + timedelta(days=1)
+    today = windows.day_of(now)
     for generic, group in doses.groupby("generic", sort=False):
         if generic is None or pd.isna(generic):
             continue
         for effect in rules.effects_for(generic):
             label = rules.cause_label(effect.cause)
-            w = effect.onset_window
-            words = f"days {w.start_day}-{w.end_day}" if w.end_day is not None else f"from day {w.start_day}"
-            if w.end_day is None:
+            start_day, end_day = windows.window_offsets(effect)
+            words = f"days {start_day}-{end_day}" if end_day is not None else f"from day {start_day}"
+            if end_day is None:
                 courses = group[group["is_course"]]
                 spans = [(c.given_at, c.stopped_at) for c in courses.itertuples()] if not courses.empty else \
                         [(group["given_at"].min(), None)]
-                for start, stop in spans:
-                    first = _day(start) + timedelta(days=w.start_day)
-                    last = end_of_today if stop is None or pd.isna(stop) else min(_day(stop) + timedelta(days=1),
-                                                                                   end_of_today)
-                    if first < last:
-                        rows.append((generic, effect.cause, label, first, last, effect.back_pain, words))
+                for given, stop in spans:
+                    first, _ = windows.window_days(effect, given)
+                    last = today if stop is None or pd.isna(stop) else min(windows.day_of(stop), today)
+                    if first <= last:
+                        start, end = windows.band(first, last)
+                        rows.append((generic, effect.cause, label, start, end, effect.back_pain, words, given))
                 continue
             for given in group["given_at"]:
-                rows.append((generic, effect.cause, label, _day(given) + timedelta(days=w.start_day),
-                             _day(given) + timedelta(days=w.end_day + 1), effect.back_pain, words))
-    return pd.DataFrame(rows, columns=["drug", "cause", "label", "start", "end", "back_pain", "window"])
+                start, end = windows.band(*windows.window_days(effect, given))
+                rows.append((generic, effect.cause, label, start, end, effect.back_pain, words, given))
+    return pd.DataFrame(rows, columns=["drug", "cause", "label", "start", "end", "back_pain", "window", "given_at"])
+
+
+_windows = effect_windows
 
 
 def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetime) -> Timeline | None:
@@ -154,7 +155,7 @@ def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetim
         patient=patient.iloc[0].to_dict(),
         regimens=regimens,
         doses=doses,
-        windows=_windows(rules, doses, now),
+        windows=effect_windows(rules, doses, now),
         reports=reports,
         events=events,
     )

@@ -27,8 +27,6 @@ import pyarrow as pa
 from dashboard.guidance import Guidance, guidance_for
 from dashboard.models import PATIENT_FLAGS, REPORT_FLAGS, InputError, ReportIn, TriageCase, validate_case
 from dashboard.rules import (
-    BIOSIMILAR_SUFFIX,
-    DRUG_NAME_SQL,
     AllCond,
     AnyCond,
     DoseSelector,
@@ -41,10 +39,13 @@ from dashboard.rules import (
     RulesFiredCond,
     UnknownCond,
     RuleSet,
+    biosimilar_base_sql,
+    drug_name_sql,
     resolve_value,
     rule_dependencies,
     rule_order,
 )
+from dashboard.windows import day_sql, window_offsets
 
 _ARROW_TYPES = {"pain_score": pa.int32(), "duration_days": pa.int32(), "temperature_c": pa.float64(),
                 "reported_at": pa.timestamp("us")}
@@ -217,10 +218,12 @@ class _Compiler:
             return [], []
         which = "CASE " + " ".join(
             f"WHEN d.d_generic IN ({_names(e.drugs)}) THEN {j}" for j, e in enumerate(self.effects)) + " END"
-        starts = "[" + ", ".join(str(e.onset_window.start_day) for e in self.effects) + "]"
-        ends = "[" + ", ".join(str(e.onset_window.end_day) for e in self.effects) + "]"
+        # The windows' days as dashboard.windows defines them (the timeline draws the same days).
+        offsets = [window_offsets(e) for e in self.effects]
+        starts = "[" + ", ".join(str(start) for start, _ in offsets) + "]"
+        ends = "[" + ", ".join(str(end) for _, end in offsets) + "]"
         spread = f"""eff_doses AS (
-  SELECT kid, drug, given_at, seq, effect, given_at::DATE + unnest(range({starts}[effect + 1], {ends}[effect + 1] + 1))::INTEGER AS day
+  SELECT kid, drug, given_at, seq, effect, {day_sql("given_at")} + unnest(range({starts}[effect + 1], {ends}[effect + 1] + 1))::INTEGER AS day
   FROM (SELECT d.kid, d.drug, d.given_at, d.seq, {which} AS effect FROM d) WHERE effect IS NOT NULL)"""
         cols = []
         for j, e in enumerate(self.effects):
@@ -387,7 +390,9 @@ class _Compiler:
                             if evidence else "[]")
             detail_cols = f"{effects_sql} AS drug_effects,\n    {evidence_sql} AS evidence,\n    "
             detail_out = "e.drug_effects, e.evidence, "
-        drug_key = DRUG_NAME_SQL.format(col="d.drug")
+        # Names are matched by the rules' one definition (dashboard.rules.normalise_drug_name).
+        drug_key = drug_name_sql("d.drug")
+        biosimilar = biosimilar_base_sql("d.drug")
         sep = ",\n"
         return f"""
 WITH
@@ -397,9 +402,9 @@ drug_names(name_key, d_generic, d_class, d_sact, d_neurotoxic, d_continuous) AS 
 cancer_names(name_key, code) AS (VALUES
     {cancer_rows}),
 src AS (
-  SELECT * REPLACE (coalesce(cn.code, src_cases.cancer_type) AS cancer_type), reported_at::DATE AS report_day
+  SELECT * REPLACE (coalesce(cn.code, src_cases.cancer_type) AS cancer_type), {day_sql("reported_at")} AS report_day
   FROM {cases} AS src_cases
-  LEFT JOIN cancer_names cn ON cn.name_key = {DRUG_NAME_SQL.format(col="src_cases.cancer_type")}
+  LEFT JOIN cancer_names cn ON cn.name_key = {drug_name_sql("src_cases.cancer_type")}
 ),
 -- Integer keys make the joins' sorts and hashes cheap.
 keys AS (SELECT dose_key, row_number() OVER () AS kid FROM (SELECT DISTINCT dose_key FROM src)),
@@ -411,8 +416,7 @@ names AS (
          coalesce(n.d_continuous, b.d_continuous) AS d_continuous
   FROM (SELECT drug, {drug_key} AS name_key FROM (SELECT DISTINCT drug FROM dose_rows) AS d) AS d
   LEFT JOIN drug_names n ON n.name_key = d.name_key
-  LEFT JOIN drug_names b ON regexp_matches(lower(trim(d.drug)), '{BIOSIMILAR_SUFFIX}')
-   AND b.name_key = {DRUG_NAME_SQL.format(col=f"regexp_replace(lower(trim(d.drug)), '{BIOSIMILAR_SUFFIX}', '')")}
+  LEFT JOIN drug_names b ON {biosimilar[0]} AND b.name_key = {drug_name_sql(biosimilar[1])}
 ),
 -- A course: a drug taken continuously, or an unrecognised drug with a stop date; else a dose.
 d AS (

@@ -8,10 +8,19 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
+from dashboard import clock
+from dashboard.labels import duration
 from dashboard.models import REPORT_FLAGS
 from dashboard.queue import ANSWERED, OVERDUE, WAITING, build_queue, queue_table
 
 NOW = datetime(2026, 11, 20, 12, 0)
+
+
+def ago(delta: timedelta | None) -> datetime | None:
+    """The local wall-clock time a real duration before NOW (the clocks changed in between sometimes)."""
+    if delta is None:
+        return None
+    return clock.local(pd.Series([clock.instant(NOW) - delta])).iloc[0].to_pydatetime()
 
 
 def report(rid: str, patient: str, tier: str, reported: timedelta, *, answered: timedelta | None = None,
@@ -20,14 +29,14 @@ def report(rid: str, patient: str, tier: str, reported: timedelta, *, answered: 
     row = {f: False for f in REPORT_FLAGS}
     row.update({
         "report_id": rid, "patient_id": patient, "panel_id": "X", "patient_name": f"Patient {patient}",
-        "mrn": f"MRN{patient}", "cancer_type": "breast", "reported_at": NOW - reported, "source": "epro",
+        "mrn": f"MRN{patient}", "cancer_type": "breast", "reported_at": ago(reported), "source": "epro",
         "pain_score": 4, "onset": "gradual", "trend": "stable", "location": "lumbar", "duration_days": None,
         "temperature_c": None, "triage_tier": tier, "tier": tier, "rule_ids": [], "causes": [],
-        "rules_version": "v", "first_response_at": None if answered is None else NOW - answered,
+        "rules_version": "v", "first_response_at": ago(answered),
         "first_responder": None, "last_action": None if answered is None else state.get("last_action", "acknowledge"),
         "last_action_at": None, "escalated_to": None, "reached": False if not_reached is not None else None,
         "call_backs": 1 if not_reached is not None else 0,
-        "not_reached_at": None if not_reached is None else NOW - not_reached,
+        "not_reached_at": ago(not_reached),
         "taken_by": taken_by, "taken_by_name": None if taken_by is None else f"Nurse {taken_by}",
     })
     return row
@@ -97,3 +106,30 @@ def test_mine_shows_the_groups_this_person_has_taken(rules):
     assert list(q.filtered("mine", "N1")["report_id"]) == ["R-1"]
     table = queue_table(q, rules)
     assert dict(zip(table["Report"], table["Taken by"])) == {"R-1": "Nurse N1", "R-2": "Nurse N2", "R-3": ""}
+
+
+# Both of 2026's UK clock changes: forward at 01:00 GMT on 29 March, back at 02:00 BST on 25 October.
+@pytest.mark.parametrize("reported, answered, minutes", [
+    (datetime(2026, 3, 29, 0, 30), datetime(2026, 3, 29, 3, 30), 120),  # 01:00-02:00 never happened
+    (datetime(2026, 10, 25, 0, 30), datetime(2026, 10, 25, 2, 30), 180),  # 01:00-02:00 happened twice
+])
+def test_a_clock_across_a_change_of_the_clocks_counts_real_minutes(rules, reported, answered, minutes):
+    row = report("R-1", "A", "urgent", timedelta(0))
+    row.update(reported_at=reported, first_response_at=answered, last_action="acknowledge")
+    q = build_queue(frame(row), rules, answered + timedelta(minutes=5))
+    target = rules.respond_within_minutes("urgent")
+    late = f", {duration(minutes - target)} late" if minutes > target else ""
+    assert q.reports.iloc[0]["clock"] == f"answered in {minutes // 60} h 00 min{late}"
+
+
+@pytest.mark.parametrize("now, left", [
+    (datetime(2026, 3, 29, 3, 0), 0),  # reported 00:30 GMT + 2 h target = 03:30 BST; 03:00 BST is 30 min before
+    (datetime(2026, 10, 25, 1, 30), 60),  # reported 00:30 BST; target 02:30 BST... read as the first 01:30
+])
+def test_the_time_left_runs_in_real_minutes_across_the_change(rules, now, left):
+    row = report("R-1", "A", "urgent", timedelta(0))
+    row.update(reported_at=now.replace(hour=0, minute=30))
+    q = build_queue(frame(row), rules, now)
+    r = q.reports.iloc[0]
+    expected = {datetime(2026, 3, 29, 3, 0): "30 min left", datetime(2026, 10, 25, 1, 30): "1 h 00 min left"}[now]
+    assert r["clock"] == expected and not r["overdue"]
