@@ -1,54 +1,115 @@
-"""Team leads' response times: report to acknowledgement and to resolution, against each tier's target.
+"""Team leads' response times: report to answer and to resolution, against each tier's targets.
 
-One query builds per-report timings for the period and panels (filtered by report time, so a
-year's window reads a year, not the history); every table and chart is a small aggregate of it,
-computed in DuckDB. The tier a report is measured against is the tier in force when it was first
-answered (the ``tier_before`` of that event), or its current tier while it waits.
+One query reads the reports of the period and panels (filtered by report time, so a year's window
+reads a year, not the history) with what the care team did about each, as of ``now``: an action
+after ``now`` has not happened yet. Every table and chart is an aggregate of that per-report frame,
+and the reports behind any figure come from the same frame (:func:`reports_behind`).
+
+The tier a report is measured against is the tier in force when it was first answered (the
+``tier_before`` of that event), or its current tier while it waits. Its response target is that
+tier's ``respond_within_minutes``; its resolution target that tier's ``resolve_within_minutes``,
+both counted from the time of the report.
+
+A report's response is one of:
+
+- answered in time: first answered no later than its target;
+- answered late: first answered after its target;
+- unanswered, past target: not answered, and its target passed before ``now`` (a breach: it can
+  only be answered late);
+- unanswered, within target: not answered, and its target not passed yet (not decided: left out of
+  the share within target and the times, and counted apart).
+
+The share within target is answered in time over every decided report (answered, or unanswered
+past target). The median and the 90th percentile are over the same reports: the time to the first
+answer, or for a report still unanswered past its target the time it has waited so far (the least
+it will take, so the figures never flatter). The median is the middle value (the mean of the two
+middle values for an even count). The 90th percentile is the nearest-rank one: the
+ceil(0.9 x n)-th shortest time, the time within which at least 90% of the reports were answered.
+Resolution is measured in the same way: resolved in time, resolved late, open past the resolution
+target, open within it.
+
+Durations are real minutes between instants (:mod:`dashboard.clock`), right across a change of the
+clocks. In hours: reported on a weekday (Monday to Friday), at or after ``in_hours[0]`` o'clock and
+before ``in_hours[1]`` o'clock, local time. A repeat is a report made while the same patient had an
+earlier report still open (not resolved).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
+from dashboard import clock
 from dashboard.db import Database
+from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, OUTCOME_LABELS, duration
 from dashboard.rules import RuleSet
 from dashboard.workflow import RESPONSE_ACTIONS
 
 _RESPONSES = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"
 
+# A report's response, and its resolution, as of now.
+IN_TIME, LATE, PAST_TARGET, WITHIN_TARGET = "answered in time", "answered late", "unanswered, past target", \
+    "unanswered, within target"
+RESPONSES = (IN_TIME, LATE, PAST_TARGET, WITHIN_TARGET)
+RESOLVED_IN_TIME, RESOLVED_LATE, OPEN_PAST_TARGET, OPEN_WITHIN_TARGET = (
+    "resolved in time", "resolved late", "open, past resolution target", "open, within resolution target")
+RESOLUTIONS = (RESOLVED_IN_TIME, RESOLVED_LATE, OPEN_PAST_TARGET, OPEN_WITHIN_TARGET)
+
 TIMINGS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE bl_timings AS
 WITH r AS (
-    SELECT r.report_id, r.patient_id, r.reported_at, p.panel_id
+    SELECT r.report_id, r.patient_id, r.reported_at, p.panel_id, p.name AS patient_name, p.mrn
     FROM reports r JOIN patients p ON p.patient_id = r.patient_id
-    WHERE r.reported_at >= $start AND r.reported_at < $end
+    WHERE r.reported_at >= $start AND r.reported_at < $end AND r.reported_at <= $now
       AND p.panel_id IN (SELECT unnest($panels::VARCHAR[]))
 ),
 e AS (
     SELECT report_id,
            min(acted_at) FILTER (WHERE action IN {_RESPONSES}) AS first_response_at,
-           arg_min(tier_before, event_id) FILTER (WHERE action IN {_RESPONSES}) AS tier_at_response,
-           arg_min(coalesce(actor_name, actor), event_id) FILTER (WHERE action IN {_RESPONSES}) AS responder,
-           max(acted_at) FILTER (WHERE action = 'resolve') AS resolved_at,
-           arg_max(tier_after, event_id) FILTER (WHERE action = 'override') AS override_tier
+           arg_min(tier_before, {{'t': acted_at, 'i': event_id}})
+               FILTER (WHERE action IN {_RESPONSES}) AS tier_at_response,
+           arg_min(coalesce(actor_name, actor), {{'t': acted_at, 'i': event_id}})
+               FILTER (WHERE action IN {_RESPONSES}) AS responder,
+           arg_min(action, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action IN {_RESPONSES}) AS first_action,
+           arg_min(reached, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action IN {_RESPONSES}) AS first_reached,
+           list(DISTINCT escalated_to ORDER BY escalated_to) FILTER (WHERE action = 'escalate') AS escalated_to,
+           min(acted_at) FILTER (WHERE action = 'resolve') AS resolved_at,
+           arg_min(outcome, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action = 'resolve') AS outcome,
+           arg_min(coalesce(actor_name, actor), {{'t': acted_at, 'i': event_id}})
+               FILTER (WHERE action = 'resolve') AS resolver,
+           arg_max(tier_after, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action = 'override') AS override_tier
     FROM events
-    WHERE report_id IN (SELECT report_id FROM r)
+    WHERE report_id IN (SELECT report_id FROM r) AND acted_at <= $now
     GROUP BY report_id
+),
+-- Every report of these patients, with when it closed (as of now), to find the repeats.
+closed AS (
+    SELECT report_id, min(acted_at) AS resolved_at FROM events
+    WHERE action = 'resolve' AND acted_at <= $now
+      AND report_id IN (SELECT report_id FROM reports WHERE patient_id IN (SELECT patient_id FROM r))
+    GROUP BY report_id
+),
+seq AS (
+    SELECT o.report_id,
+           max(coalesce(c.resolved_at, 'infinity'::TIMESTAMP)) OVER (
+               PARTITION BY o.patient_id ORDER BY o.reported_at, o.report_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) > o.reported_at AS is_repeat
+    FROM reports o LEFT JOIN closed c ON c.report_id = o.report_id
+    WHERE o.patient_id IN (SELECT patient_id FROM r)
 )
-SELECT r.report_id, r.patient_id, r.panel_id, r.reported_at,
-       coalesce(e.tier_at_response, e.override_tier, t.tier) AS tier,
-       e.first_response_at, e.responder, e.resolved_at,
-       date_diff('second', r.reported_at, e.first_response_at) / 60.0 AS minutes_to_ack,
-       date_diff('second', r.reported_at, e.resolved_at) / 60.0 AS minutes_to_resolve,
-       (dayofweek(r.reported_at) BETWEEN 1 AND 5
-        AND hour(r.reported_at) >= $in_start AND hour(r.reported_at) < $in_end) AS in_hours,
-       date_trunc('week', r.reported_at)::DATE AS week
+SELECT r.report_id, r.patient_id, r.panel_id, r.patient_name, r.mrn, r.reported_at,
+       -- A report without a triage result is measured against the highest tier (never left out).
+       coalesce(e.tier_at_response, e.override_tier, t.tier, $highest) AS tier,
+       e.first_response_at, e.responder, e.first_action, e.first_reached, coalesce(e.escalated_to, []) AS escalated_to,
+       e.resolved_at, e.outcome, e.resolver, coalesce(s.is_repeat, FALSE) AS is_repeat
 FROM r
-JOIN triage_results t ON t.report_id = r.report_id
+LEFT JOIN triage_results t ON t.report_id = r.report_id
 LEFT JOIN e ON e.report_id = r.report_id
+LEFT JOIN seq s ON s.report_id = r.report_id
+ORDER BY r.reported_at, r.report_id
 """
 
 
@@ -59,72 +120,244 @@ class ResponseTimes:
     weekly: pd.DataFrame
     volumes: pd.DataFrame
     nurses: pd.DataFrame
-    distribution: pd.DataFrame  # per-report minutes (sampled per tier for the chart)
+    distribution: pd.DataFrame  # per-report minutes measured (sampled per tier for the chart)
+    timings: pd.DataFrame  # one row per report: the reports behind every figure
     repeats: int
     reports: int
+    past_target: int  # unanswered, past the response target (breaches)
+    within_target: int  # unanswered, target not passed yet
+    now: datetime
 
 
-def _targets_sql(rules: RuleSet) -> str:
-    """The tiers' targets as an inline table (values from the validated rules: ids and integers)."""
-    rows = ", ".join(f"('{t}', {int(rules.respond_within_minutes(t))}, {int(rules.tier_rank[t])})" for t in rules.tier_ids)
-    return f"CREATE OR REPLACE TEMP TABLE bl_targets AS SELECT * FROM (VALUES {rows}) v(tier, target, tier_rank)"
+def median(values: pd.Series) -> float:
+    """The middle value (the mean of the two middle values for an even count); NaN when none."""
+    v = pd.Series(values, dtype="float64").dropna().to_numpy()
+    return float(np.median(v)) if len(v) else math.nan
 
 
-def response_times(db: Database, rules: RuleSet, panels: list[str], start: date, end: date, *,
-                   in_hours: tuple[int, int] = (8, 18), sample_per_tier: int = 4000) -> ResponseTimes:
-    """Response-time tables for reports made from ``start`` up to and including ``end``."""
+def percentile(values: pd.Series, q: float = 0.9) -> float:
+    """Nearest-rank percentile: the ceil(q x n)-th smallest value; NaN when none."""
+    v = np.sort(pd.Series(values, dtype="float64").dropna().to_numpy())
+    if not len(v):
+        return math.nan
+    rank = max(1, math.ceil(round(q * len(v), 9)))
+    return float(v[rank - 1])
+
+
+def _local(values: pd.Series) -> pd.Series:
+    """Stored times as local wall-clock times (instants converted to the service's zone)."""
+    values = pd.to_datetime(values)
+    return clock.local(values) if values.dt.tz is not None else values
+
+
+def classify(frame: pd.DataFrame, rules: RuleSet, now: datetime, in_hours: tuple[int, int] = (8, 18)) -> pd.DataFrame:
+    """Each report's targets, times, response and resolution as of ``now``, in or out of hours, week."""
+    df = frame.copy()
+    tiers = rules.tier_ids
+    df["target_minutes"] = df["tier"].map({t: rules.respond_within_minutes(t) for t in tiers})
+    df["resolve_target_minutes"] = df["tier"].map({t: rules.resolve_within_minutes(t) for t in tiers})
+    waited = clock.minutes_between(df["reported_at"], now).to_numpy()
+    took = clock.minutes_between(df["reported_at"], df["first_response_at"]).to_numpy()
+    answered = df["first_response_at"].notna().to_numpy()
+    target = df["target_minutes"].to_numpy(dtype="float64")
+    df["minutes_to_ack"] = took
+    df["response"] = np.select([answered & (took <= target), answered, waited > target],
+                               [IN_TIME, LATE, PAST_TARGET], WITHIN_TARGET).astype(object)
+    df["ack_minutes"] = np.where(answered, took, np.where(df["response"] == PAST_TARGET, waited, np.nan))
+    res_took = clock.minutes_between(df["reported_at"], df["resolved_at"]).to_numpy()
+    resolved = df["resolved_at"].notna().to_numpy()
+    res_target = df["resolve_target_minutes"].to_numpy(dtype="float64")
+    df["minutes_to_resolve"] = res_took
+    df["resolution"] = np.select([resolved & (res_took <= res_target), resolved, waited > res_target],
+                                 [RESOLVED_IN_TIME, RESOLVED_LATE, OPEN_PAST_TARGET], OPEN_WITHIN_TARGET).astype(object)
+    df["resolve_minutes"] = np.where(resolved, res_took,
+                                     np.where(df["resolution"] == OPEN_PAST_TARGET, waited, np.nan))
+    df["waited_minutes"] = waited
+    local = _local(df["reported_at"])
+    df["in_hours"] = ((local.dt.day_of_week < 5) & (local.dt.hour >= in_hours[0])
+                      & (local.dt.hour < in_hours[1])).astype(bool)
+    df["week"] = (local.dt.normalize() - pd.to_timedelta(local.dt.day_of_week, unit="D")).dt.date
+    return df
+
+
+def timings(db: Database, rules: RuleSet, panels: list[str], start: date, end: date, now: datetime, *,
+            in_hours: tuple[int, int] = (8, 18)) -> pd.DataFrame:
+    """One row per report made from ``start`` up to and including ``end`` (and by ``now``), as of ``now``."""
     params = {"start": datetime.combine(start, datetime.min.time()),
               "end": datetime.combine(end + timedelta(days=1), datetime.min.time()),
-              "in_start": in_hours[0], "in_end": in_hours[1], "panels": list(panels)}
+              "now": now, "panels": list(panels), "highest": rules.tier_ids[0]}
     with db.connect() as con:
-        con.execute(_targets_sql(rules)).fetchall()
-        con.execute(TIMINGS_SQL, params).fetchall()
-        within = "avg((minutes_to_ack <= target)::INT) FILTER (WHERE minutes_to_ack IS NOT NULL)"
-        by_tier = con.execute(f"""
-            SELECT tier, any_value(target) AS target_minutes, count(*) AS reports,
-                   count(first_response_at) AS acknowledged,
-                   {within} AS within_target,
-                   median(minutes_to_ack) AS median_ack, quantile_cont(minutes_to_ack, 0.9) AS p90_ack,
-                   count(resolved_at) AS resolved,
-                   median(minutes_to_resolve) AS median_resolve, quantile_cont(minutes_to_resolve, 0.9) AS p90_resolve
-            FROM bl_timings JOIN bl_targets USING (tier)
-            GROUP BY tier ORDER BY any_value(tier_rank) DESC""").df()
-        hours = con.execute(f"""
-            SELECT tier, CASE WHEN in_hours THEN 'in hours' ELSE 'out of hours' END AS period,
-                   count(*) AS reports, {within} AS within_target,
-                   median(minutes_to_ack) AS median_ack, quantile_cont(minutes_to_ack, 0.9) AS p90_ack
-            FROM bl_timings JOIN bl_targets USING (tier)
-            GROUP BY ALL ORDER BY any_value(tier_rank) DESC, period""").df()
-        weekly = con.execute(f"""
-            SELECT week, tier, count(*) AS reports, {within} AS within_target, median(minutes_to_ack) AS median_ack
-            FROM bl_timings JOIN bl_targets USING (tier)
-            GROUP BY ALL ORDER BY week, any_value(tier_rank) DESC""").df()
-        volumes = con.execute("""
-            SELECT week, tier, count(*) AS reports FROM bl_timings GROUP BY ALL ORDER BY week""").df()
-        nurses = con.execute(f"""
-            SELECT responder AS nurse, count(*) AS reports, {within} AS within_target,
-                   median(minutes_to_ack) AS median_ack,
-                   count(*) FILTER (WHERE tier = 'emergency') AS emergencies,
-                   median(minutes_to_ack) FILTER (WHERE tier = 'emergency') AS median_ack_emergency
-            FROM bl_timings JOIN bl_targets USING (tier)
-            WHERE responder IS NOT NULL
-            GROUP BY responder ORDER BY reports DESC""").df()
-        distribution = con.execute("""
-            SELECT tier, minutes_to_ack FROM (
-                SELECT tier, minutes_to_ack,
-                       row_number() OVER (PARTITION BY tier ORDER BY hash(report_id)) AS n
-                FROM bl_timings WHERE minutes_to_ack IS NOT NULL)
-            WHERE n <= ?""", [sample_per_tier]).df()
-        # A repeat: the patient already had an unresolved report when this one came in.
-        repeats, total = con.execute("""
-            WITH seq AS (
-                SELECT r.reported_at,
-                       max(coalesce(t.resolved_at, TIMESTAMP '9999-12-31')) OVER (
-                           PARTITION BY r.patient_id ORDER BY r.reported_at, r.report_id
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS open_until
-                FROM bl_timings t JOIN reports r USING (report_id))
-            SELECT count(*) FILTER (WHERE open_until > reported_at), count(*) FROM seq""").fetchall()[0]
-    return ResponseTimes(by_tier, hours, weekly, volumes, nurses, distribution, int(repeats), int(total))
+        frame = con.execute(TIMINGS_SQL, params).df()
+    return classify(frame, rules, now, in_hours)
+
+
+def figures(group: pd.DataFrame) -> dict[str, float]:
+    """The figures of a set of classified reports (see the module's docstring for each definition)."""
+    resp, res = group["response"], group["resolution"]
+    decided = int((resp != WITHIN_TARGET).sum())
+    res_decided = int((res != OPEN_WITHIN_TARGET).sum())
+    in_time, res_in_time = int((resp == IN_TIME).sum()), int((res == RESOLVED_IN_TIME).sum())
+    return {
+        "reports": len(group),
+        "answered": int(resp.isin([IN_TIME, LATE]).sum()),
+        "answered_in_time": in_time,
+        "answered_late": int((resp == LATE).sum()),
+        "unanswered_past_target": int((resp == PAST_TARGET).sum()),
+        "unanswered_within_target": int((resp == WITHIN_TARGET).sum()),
+        "within_target": in_time / decided if decided else math.nan,
+        "median_ack": median(group["ack_minutes"]),
+        "p90_ack": percentile(group["ack_minutes"]),
+        "resolved": int(res.isin([RESOLVED_IN_TIME, RESOLVED_LATE]).sum()),
+        "resolved_late": int((res == RESOLVED_LATE).sum()),
+        "open_past_resolution_target": int((res == OPEN_PAST_TARGET).sum()),
+        "resolved_within_target": res_in_time / res_decided if res_decided else math.nan,
+        "median_resolve": median(group["resolve_minutes"]),
+        "p90_resolve": percentile(group["resolve_minutes"]),
+        "repeats": int(group["is_repeat"].sum()),
+    }
+
+
+def _table(df: pd.DataFrame, keys: list[str], rules: RuleSet, *, first: dict[str, str] | None = None) -> pd.DataFrame:
+    """The figures per group of ``keys`` in the keys' order, the highest tier first (``first``: columns
+    to carry from each group's first row)."""
+    rows = []
+    for key, g in df.groupby(keys, sort=False):
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        for col, src in (first or {}).items():
+            row[col] = g[src].iloc[0]
+        rows.append({**row, **figures(g)})
+    out = pd.DataFrame(rows, columns=[*keys, *(first or {}), *figures(df.head(0))])
+    if out.empty:
+        return out
+    out["_tier"] = -out["tier"].map(rules.tier_rank)
+    return out.sort_values([k if k != "tier" else "_tier" for k in keys]).drop(columns="_tier").reset_index(drop=True)
+
+
+def response_times(db: Database, rules: RuleSet, panels: list[str], start: date, end: date, now: datetime, *,
+                   in_hours: tuple[int, int] = (8, 18), sample_per_tier: int = 4000) -> ResponseTimes:
+    """Response-time tables for reports made from ``start`` up to and including ``end``, as of ``now``."""
+    df = timings(db, rules, panels, start, end, now, in_hours=in_hours)
+    by_tier = _table(df, ["tier"], rules, first={"target_minutes": "target_minutes",
+                                                 "resolve_target_minutes": "resolve_target_minutes"})
+    hours = _table(df.assign(period=np.where(df["in_hours"], "in hours", "out of hours")), ["tier", "period"], rules)
+    weekly = _table(df, ["week", "tier"], rules)  # by week, then tier
+    volumes = weekly[["week", "tier", "reports"]].copy()
+    answered = df[df["response"].isin([IN_TIME, LATE])]
+    nurse_rows = []
+    for nurse, g in answered.groupby("responder", sort=False):
+        emergencies = g[g["tier"] == rules.tier_ids[0]]
+        nurse_rows.append({"nurse": nurse, "reports": len(g), "within_target": float((g["response"] == IN_TIME).mean()),
+                           "median_ack": median(g["ack_minutes"]), "emergencies": len(emergencies),
+                           "median_ack_emergency": median(emergencies["ack_minutes"])})
+    nurses = pd.DataFrame(nurse_rows, columns=["nurse", "reports", "within_target", "median_ack", "emergencies",
+                                               "median_ack_emergency"])
+    nurses = nurses.sort_values(["reports", "nurse"], ascending=[False, True]).reset_index(drop=True)
+    measured = df.loc[df["ack_minutes"].notna(), ["tier", "ack_minutes", "response"]]
+    distribution = (measured.sample(frac=1, random_state=0).groupby("tier").head(sample_per_tier)
+                    .rename(columns={"ack_minutes": "minutes_to_ack"}))
+    return ResponseTimes(by_tier, hours, weekly, volumes, nurses, distribution.reset_index(drop=True), df,
+                         repeats=int(df["is_repeat"].sum()), reports=len(df),
+                         past_target=int((df["response"] == PAST_TARGET).sum()),
+                         within_target=int((df["response"] == WITHIN_TARGET).sum()), now=now)
+
+
+# ---------------------------------------------------------------------------- the reports behind a figure
+
+# What a lead can ask to see, per tier: (what the list is called, the column, its values).
+BEHIND: dict[str, tuple[str, tuple[str, ...]]] = {
+    "answered late": ("response", (LATE,)),
+    "unanswered, past target": ("response", (PAST_TARGET,)),
+    "unanswered, within target": ("response", (WITHIN_TARGET,)),
+    "answered in time": ("response", (IN_TIME,)),
+    "open past resolution target": ("resolution", (OPEN_PAST_TARGET,)),
+    "resolved late": ("resolution", (RESOLVED_LATE,)),
+    "repeats": ("is_repeat", (True,)),
+    "all": ("response", RESPONSES),
+}
+
+
+def behind_choices(df: pd.DataFrame, rules: RuleSet) -> list[tuple[str, str, int]]:
+    """(tier, which, count) for every non-empty list behind a figure, highest tier first, late first."""
+    out = []
+    for tier in rules.tier_ids:
+        sub = df[df["tier"] == tier]
+        for which, (col, values) in BEHIND.items():
+            n = int(sub[col].isin(values).sum())
+            if n:
+                out.append((tier, which, n))
+    return out
+
+
+def _first_action_words(action: str | None, reached: object) -> str:
+    if action is None or pd.isna(action):
+        return ""
+    words = ACTION_LABELS.get(action, action)
+    if action == "call_back" and reached is not None and not pd.isna(reached):
+        words += " (reached)" if bool(reached) else " (not reached)"
+    return words
+
+
+def reports_behind(df: pd.DataFrame, tier: str | None, which: str) -> pd.DataFrame:
+    """The reports behind a figure (a tier, or every tier when None, and one of :data:`BEHIND`),
+    oldest first: who the patient is, when reported and answered, by whom, how long it took or has
+    waited and how late, and what happened."""
+    col, values = BEHIND[which]
+    rows = df[df[col].isin(values) & ((df["tier"] == tier) if tier is not None else True)]
+    rows = rows.sort_values(["reported_at", "report_id"])
+    took = rows["ack_minutes"].where(rows["ack_minutes"].notna(), rows["waited_minutes"])
+    late = took - rows["target_minutes"]
+    out = pd.DataFrame({
+        "report_id": rows["report_id"],
+        "patient_name": rows["patient_name"],
+        "mrn": rows["mrn"],
+        "panel_id": rows["panel_id"],
+        "tier": rows["tier"],
+        "reported_at": rows["reported_at"],
+        "in_hours": np.where(rows["in_hours"], "in hours", "out of hours"),
+        "response": rows["response"],
+        "answered_at": rows["first_response_at"],
+        "answered_by": rows["responder"].fillna(""),
+        "first_action": [_first_action_words(a, r) for a, r in zip(rows["first_action"], rows["first_reached"])],
+        "time_to_answer": [("waited " if pd.isna(a) else "") + duration(m)
+                           for a, m in zip(rows["first_response_at"], took)],
+        "late_by": ["" if not x > 0 else "under 1 min" if x < 0.5 else duration(x) for x in late],
+        "escalated_to": [", ".join(ESCALATION_LABELS.get(x, x) for x in (e if e is not None else []))
+                         for e in rows["escalated_to"]],
+        "outcome": [OUTCOME_LABELS.get(o, o) if isinstance(o, str) else "still open" for o in rows["outcome"]],
+        "resolved_at": rows["resolved_at"],
+        "resolved_by": rows["resolver"].fillna(""),
+        "resolution": rows["resolution"],
+        "repeat": rows["is_repeat"].astype(bool),
+    })
+    return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------- durations in words
+
+
+def in_words(minutes: float | None) -> str:
+    """A duration for a lead's table: 45 min, 3 h 20 min, 4 d 12 h (blank when there is none)."""
+    if minutes is None or pd.isna(minutes):
+        return ""
+    return duration(minutes)
+
+
+def words_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The frame with the named minute columns as durations in words."""
+    return frame.assign(**{c: [in_words(m) for m in frame[c]] for c in columns if c in frame})
+
+
+def tick_words(minutes: float) -> str:
+    """A round duration (an axis tick, a target), as short as it reads: 15 min, 2 h, 1 d, 1 d 12 h."""
+    minutes = int(round(minutes))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        h, m = divmod(minutes, 60)
+        return f"{h} h" if not m else f"{h} h {m:02d} min"
+    d, rest = divmod(minutes, 24 * 60)
+    h = rest // 60
+    return f"{d} d" if not h else f"{d} d {h} h"
 
 
 def overdue(q) -> pd.DataFrame:
