@@ -3,15 +3,16 @@
 One composition serves the contract's output, the queue's detail and the referral summary: the
 guidance of the leading causes (or the tier's own when no leading rule names a cause), one line per
 topic at its most urgent time, most urgent first, no analgesic advice beside an emergency, and the
-other causes listed as "also considered" by name.
+other causes listed as "also considered" by name. What is read to the patient (``advice``: one line
+per topic, safety net last) and what is for the team (``staff_notes``) are separate lists.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from dashboard.rules import GuidanceLine, RuleSet, TierGuidance
+from dashboard.rules import AdviceLine, GuidanceLine, RuleSet, TierGuidance
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,23 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Note:
+    text: str
+    cause: str | None  # None: the tier's own guidance
+    source: tuple[str, ...]  # source keys: the note's own, else its cause's (or tier's)
+
+
+@dataclass(frozen=True)
 class Guidance:
     imaging: list[Line]
     referral: list[Line]
-    advice: list[str]  # said to the patient, safety net last
+    advice: list[str]  # read to the patient: one line per topic, safety net last
     also_considered: list[str]  # cause codes
+    staff_notes: list[Note] = field(default_factory=list)  # for the team, never read to the patient
+
+    @property
+    def staff_notes_text(self) -> list[str]:
+        return [note.text for note in self.staff_notes]
 
     @property
     def imaging_text(self) -> list[str]:
@@ -58,6 +71,14 @@ def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def _one_per_topic(lines: list[AdviceLine]) -> list[str]:
+    """The first line of each topic, in order (a repeated topic is said once)."""
+    said: dict[str, str] = {}
+    for line in lines:
+        said.setdefault(line.topic, line.text)
+    return list(said.values())
+
+
 @lru_cache(maxsize=4096)
 def guidance_for(
     rules: RuleSet,
@@ -81,12 +102,19 @@ def guidance_for(
             f"Unrecognised drug(s): {', '.join(unrecognised)}. Counted as possible anticancer treatment for "
             "recent SACT; confirm what they are and triage again with them named.", None))
     emergency = rules.tier_rank[tier] == max(rules.tier_rank.values())
-    advice = [a for _, s in sources for a in s.advice]
+    # Each cause's own advice first, then analgesic advice (never beside an emergency): a topic the
+    # first already covers ("do not take paracetamol") is not contradicted by a later line.
+    lines = [a for _, s in sources for a in s.advice]
     if not emergency:
-        advice += [a for _, s in sources for a in s.analgesic_advice]
-    advice += [g.safety_net.now, g.safety_net.within_24_hours]
+        lines += [a for _, s in sources for a in s.analgesic_advice]
+    advice = _unique([*_one_per_topic(lines), g.safety_net.now, g.safety_net.within_24_hours])
+    notes: dict[str, Note] = {}
+    for cause, s in sources:
+        for n in s.staff_notes:
+            notes.setdefault(n.text, Note(n.text, cause, tuple(n.source or s.source)))
     also = [c for c in causes if c not in leading]
-    return Guidance(imaging=imaging, referral=referral, advice=_unique(advice), also_considered=also)
+    return Guidance(imaging=imaging, referral=referral, advice=advice, also_considered=also,
+                    staff_notes=list(notes.values()))
 
 
 def guidance_cards(rules: RuleSet) -> list[dict]:
@@ -110,8 +138,10 @@ def guidance_cards(rules: RuleSet) -> list[dict]:
             "label": label,
             "suggested_by": ", ".join(dict.fromkeys(suggested_by.get(code, []))) or "a rule without a cause of its own",
             "imaging": [_timed(x) for x in g.imaging],
-            "referral": [_timed(x) for x in g.referral],
-            "advice": list(g.advice) + [f"{a} (not beside an emergency)" for a in g.analgesic_advice],
+            # Staff notes sit with the referral and action lines (for the team), apart from the advice.
+            "referral": [_timed(x) for x in g.referral] + [f"For staff: {n.text}" for n in g.staff_notes],
+            "advice": [a.text for a in g.advice] + [f"{a.text} (not beside an emergency)" for a in g.analgesic_advice],
+            "staff_notes": [n.text for n in g.staff_notes],
             "sources": "; ".join(rules.source_titles(g.source)),
         })
     return cards

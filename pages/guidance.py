@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard import referral, ui
 from dashboard.guidance import guidance_cards, red_flag_checklist
 from dashboard.labels import target_text
-from dashboard.access import Page
+from dashboard.access import Page, may_see_panel
 
 ctx = ui.guard(Page.GUIDANCE)
 rules, path = ctx.rules, str(ctx.db.path)
@@ -50,12 +50,14 @@ with tab_summary:
         report_id = st.text_input("Report id", value=st.session_state.get("selected_report", ""), max_chars=64,
                                   key="summary_report", placeholder="e.g. R-0005972")
         detail = ui.cached_report_detail(path, rules, rules.version, report_id.strip(), ctx.version) if report_id.strip() else None
+        if detail is not None and not may_see_panel(ctx.user, detail["panel_id"]):
+            detail = None  # a report of a panel this person may not see is as good as unknown
         if report_id.strip() and detail is None:
             st.warning("No such report.")
         if detail is not None:
             tl = ui.cached_timeline(path, rules, rules.version, detail["patient_id"], ctx.version, ctx.now.date())
-            text = referral.referral_summary(rules, detail, tl.doses, tl.regimens, now=ctx.now)
-            st.markdown(text)
-            st.download_button("Download the request (Markdown)", text, file_name=f"referral-{detail['report_id']}.md",
-                               mime="text/markdown")
-            st.code(text, language="markdown")
+            text = referral.referral_summary(rules, detail, tl.doses, tl.regimens, now=ctx.now, requester=ctx.user)
+            st.caption("Plain text, to copy into the referral (the copy button is at the top right of the box).")
+            st.code(text, language=None, wrap_lines=True)
+            st.download_button("Download the request (text)", text, file_name=f"referral-{detail['report_id']}.txt",
+                               mime="text/plain")
