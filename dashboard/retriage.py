@@ -213,6 +213,12 @@ def stale_results(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> int:
                        ).fetchall()[0][0]
 
 
+def stale_open_reports(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> int:
+    """How many open reports carry a tier from other rules than these (they await a re-triage)."""
+    return con.execute("SELECT count(*) FROM open_reports o JOIN triage_results t USING (report_id)"
+                       " WHERE t.rules_version <> $v", {"v": rules.version}).fetchall()[0][0]
+
+
 def upgrade(db: Database, rules: RuleSet, *, now: datetime) -> tuple[list[int], RetriageStats | None]:
     """Apply pending migrations, then re-triage every stored report whose result was made under other
     rules (as after the version 2 upgrade). Open reports whose tier changes get a history entry."""

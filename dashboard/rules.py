@@ -41,6 +41,12 @@ NUMBER_FIELDS: dict[str, str] = {"pain_score": "int", "duration_days": "int", "t
 NUMERIC_OPS = (">=", "<=", ">", "<", "==", "between")
 ENUM_OPS = ("==", "in")
 REQUIRED_FACTS = ("recent_sact",)
+# The tiers the code and the store know, most urgent first (the store's CHECK constraints, the
+# forms, the charts' colours and the banner name them): tiers.yaml must define exactly these.
+KNOWN_TIERS = ("emergency", "urgent", "soon", "routine")
+# The parameters the code reads by name (the red-flag words, the recent-SACT sentence), with their kind.
+REQUIRED_PARAMETERS = {"neutropenic_fever_c": "number", "neutropenic_low_temperature_c": "number",
+                       "sact_lookback_days": "int"}
 # Fields that may be missing (null): the ones an {unknown: F} condition may test.
 NULLABLE_FIELDS = ("duration_days", "temperature_c", *ENUM_FIELDS)
 
@@ -383,11 +389,26 @@ class GuidanceLine(_Strict):
     only_for_rules: list[StrictStr] = []
 
 
+class AdviceLine(_Strict):
+    """A line read to the patient; a topic is said once however many leading causes name it."""
+
+    topic: StrictStr = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    text: StrictStr = Field(min_length=1)
+
+
+class StaffNote(_Strict):
+    """A note for the team, never read to the patient; its own sources, or else its cause's."""
+
+    text: StrictStr = Field(min_length=1)
+    source: list[StrictStr] = []
+
+
 class TierGuidance(_Strict):
     imaging: list[GuidanceLine]
     referral: list[GuidanceLine]
-    advice: list[StrictStr]
-    analgesic_advice: list[StrictStr]
+    advice: list[AdviceLine]  # read to the patient
+    analgesic_advice: list[AdviceLine]  # read to the patient, never beside an emergency
+    staff_notes: list[StaffNote] = []  # for the team only
     source: SourceKeys
 
 
@@ -458,15 +479,41 @@ def _validate(model: type[BaseModel], data: Any, file: str) -> Any:
         raise RulesError(file, _loc(err["loc"]), message) from None
 
 
+# How drug (and cancer-type) names are matched, in one definition that Python and DuckDB (RE2) both
+# run as written: case does not matter, and neither do ASCII white space, hyphens and underscores
+# (all are ignored). Nothing else is removed from a name: a trailing word ("pegfilgrastim held")
+# leaves it unrecognised.
+NAME_IGNORED = r"[\t\n\v\f\r _-]+"
+# A US biosimilar's name is the generic with a four-letter suffix joined by a hyphen
+# (pegfilgrastim-jmdb, trastuzumab-dkst): a name not found as written is looked up without it.
+BIOSIMILAR_SUFFIX = r"-[a-z]{4}[\t\n\v\f\r ]*$"  # on the lower-case name
+
+
 def normalise_drug_name(name: str) -> str:
-    """Case, spaces, hyphens and underscores do not matter in drug (and cancer-type) names."""
-    return re.sub(r"[\s_\-]+", "", name.strip().lower())
+    """A drug (or cancer-type) name as it is matched: lower case, without white space, hyphens or
+    underscores. The engine's SQL is :func:`drug_name_sql`, the same definition."""
+    return re.sub(NAME_IGNORED, "", name.lower())
 
 
-DRUG_NAME_SQL = r"regexp_replace(lower(trim({col})), '[\s_\-]+', '', 'g')"
-# A US biosimilar's name is the generic with a four-letter suffix (pegfilgrastim-jmdb,
-# trastuzumab-dkst): a name not found as written is looked up without it.
-BIOSIMILAR_SUFFIX = r"-[a-z]{4}$"  # on the trimmed, lower-case name: joined by a hyphen, nothing else
+def biosimilar_base(name: str) -> str | None:
+    """The name without a US biosimilar's suffix (still to normalise), or None when it has none."""
+    lowered = name.lower()
+    base = re.sub(BIOSIMILAR_SUFFIX, "", lowered, count=1)
+    return base if base != lowered else None
+
+
+def drug_name_sql(col: str) -> str:
+    """:func:`normalise_drug_name` in DuckDB SQL, for a column or expression."""
+    return f"regexp_replace(lower({col}), '{NAME_IGNORED}', '', 'g')"
+
+
+def biosimilar_base_sql(col: str) -> tuple[str, str]:
+    """:func:`biosimilar_base` in DuckDB SQL: (whether the name has the suffix, the name without it)."""
+    return (f"regexp_matches(lower({col}), '{BIOSIMILAR_SUFFIX}')",
+            f"regexp_replace(lower({col}), '{BIOSIMILAR_SUFFIX}', '')")
+
+
+DRUG_NAME_SQL = drug_name_sql("{col}")
 
 
 @dataclass(frozen=True)
@@ -586,8 +633,8 @@ class RuleSet:
         key = normalise_drug_name(name)
         if key in self.drug_lookup:
             return self.drug_lookup[key]
-        base = re.sub(BIOSIMILAR_SUFFIX, "", name.strip().lower())
-        return self.drug_lookup.get(normalise_drug_name(base)) if base != name.strip().lower() else None
+        base = biosimilar_base(name)
+        return self.drug_lookup.get(normalise_drug_name(base)) if base is not None else None
 
     def effects_for(self, generic: str) -> list[Effect]:
         return [e for e in self.effects if generic in e.drugs]
@@ -607,8 +654,17 @@ def _file_digest(directory: Path) -> str:
 
 
 def rules_digest(directory: Path | str) -> str:
-    """The version the rules in a folder would have, without validating them (to notice a change)."""
-    return _file_digest(Path(directory))
+    """The version the rules in a folder would have, without validating them (to notice a change).
+    Raises RulesError for a folder or file that cannot be read."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RulesError(str(directory), "", "the rules folder does not exist")
+    try:
+        return _file_digest(directory)
+    except FileNotFoundError as exc:
+        raise RulesError(Path(exc.filename or "").name, "", "file is missing") from None
+    except OSError as exc:
+        raise RulesError(Path(exc.filename or "").name, "", f"cannot be read ({exc.strerror})") from None
 
 
 def load_rules(directory: Path | str | None = None) -> RuleSet:
@@ -668,6 +724,15 @@ def _check(rs: RuleSet) -> None:
             raise RulesError("tiers.yaml", f"tiers[{i}].id", f"duplicate tier {t.id!r}")
         seen.add(t.id)
         _check_sources(rs, "tiers.yaml", f"tiers[{i}].source", t.source)
+    ids = [t.id for t in rs.tiers]
+    for i, tid in enumerate(ids):
+        if tid not in KNOWN_TIERS:
+            raise RulesError("tiers.yaml", f"tiers[{i}].id",
+                             f"unknown tier {tid!r} (the code knows {', '.join(KNOWN_TIERS)})")
+    if ids != list(KNOWN_TIERS):
+        missing = [t for t in KNOWN_TIERS if t not in ids]
+        raise RulesError("tiers.yaml", "tiers", f"the tier {missing[0]!r} is missing" if missing else
+                         f"the tiers must run {', '.join(KNOWN_TIERS)} (most urgent first)")
     targets = [t.respond_within_minutes for t in rs.tiers]
     if targets != sorted(targets):
         raise RulesError(
@@ -724,6 +789,16 @@ def _check(rs: RuleSet) -> None:
                     if rid not in ids:
                         raise RulesError("guidance.yaml", f"{where}.{kind}[{j}].only_for_rules[{k}]",
                                          f"unknown rule {rid!r}")
+        # A topic said twice by one cause would lose a line unseen: each is said once.
+        topics: set[str] = set()
+        for kind in ("advice", "analgesic_advice"):
+            for j, line in enumerate(getattr(g, kind)):
+                if line.topic in topics:
+                    raise RulesError("guidance.yaml", f"{where}.{kind}[{j}].topic",
+                                     f"the topic {line.topic!r} is already advised by this entry")
+                topics.add(line.topic)
+        for j, note in enumerate(g.staff_notes):
+            _check_sources(rs, "guidance.yaml", f"{where}.staff_notes[{j}].source", note.source)
         _check_sources(rs, "guidance.yaml", f"{where}.source", g.source)
 
     for cause, g in rs.guidance.causes.items():
@@ -775,7 +850,15 @@ def _check(rs: RuleSet) -> None:
     rule_order(rs)  # raises on a cycle
     if len(rs.rules) + 2 * len(rs.back_pain_effects) > 63:  # the engine keys each outcome on one 64-bit word
         raise RulesError(file, "rules", "at most 63 rules and back-pain effect states (two per effect) in all")
-    # The names the code itself reads: the contract reports the recent_sact fact.
+    # The names the code itself reads: the parameters named in its words, the recent_sact fact
+    # the contract reports.
+    for name, kind in REQUIRED_PARAMETERS.items():
+        if name not in rs.parameters:
+            raise RulesError(file, "parameters", f"the parameter {name!r} is required (the code reads it)")
+        value = rs.parameters[name].value
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and (kind == "number" or isinstance(value, int))):
+            raise RulesError(file, f"parameters.{name}.value", f"must be {'a whole number' if kind == 'int' else 'a number'}")
     for name in REQUIRED_FACTS:
         if name not in rs.facts:
             raise RulesError(file, "facts", f"the fact {name!r} is required (the triage contract reports it)")

@@ -22,12 +22,12 @@ import streamlit as st
 import yaml
 
 from dashboard import metrics, queue, timeline
-from dashboard.access import PAGES, Page, Role, User, parse_role
+from dashboard.access import PAGES, Action, Page, Role, User, parse_role
 from dashboard.config import Settings, get_settings, local_now
 from dashboard.db import Database, DatabaseError, default_database
 from dashboard.db import data_version as db_data_version
 from dashboard.labels import FLAG_ANSWERS, FLAG_GROUPS, FLAG_QUESTIONS, TIER_COLOURS, TIER_SYMBOLS
-from dashboard.rules import RuleSet, RulesError, load_rules
+from dashboard.rules import RuleSet, RulesError, load_rules, rules_digest
 
 PAGE_TITLE = "Backline"
 
@@ -45,15 +45,20 @@ class Context:
 # --------------------------------------------------------------------------- resources
 
 
-@st.cache_resource(show_spinner=False)
-def _rules(directory: str) -> RuleSet:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _rules(directory: str, version: str) -> RuleSet:
+    """The rules of a folder at one version (the digest of its files): a change of any file is a new
+    entry, so every process puts the same rules in force as soon as the files change."""
     return load_rules(directory)
 
 
 def rules_in_force() -> RuleSet:
-    """The validated rules; on any problem the page stops with the file and field named."""
+    """The validated rules on disk, checked for a change on every run (a digest of the files, read
+    afresh: an edit, a deployment or another process's reload is noticed at the next rerun); on any
+    problem the page stops with the file and field named."""
+    directory = str(get_settings().rules_dir)
     try:
-        return _rules(str(get_settings().rules_dir))
+        return _rules(directory, rules_digest(directory))
     except RulesError as exc:
         st.error(
             f"**Backline cannot start: the rules do not validate.**\n\n`{exc}`\n\n"
@@ -86,11 +91,21 @@ def database() -> Database:
 
 
 def auth_configured() -> bool:
-    """An identity provider is configured in .streamlit/secrets.toml ([auth])."""
+    """True: people sign in through the identity provider of ``[auth]``; False: demo mode.
+
+    Raises ``identity.ConfigError`` (the guard shows it and stops) for a secrets file that does
+    not parse, an incomplete ``[auth]``, both ``[auth]`` and BACKLINE_DEMO=1, or neither.
+    """
+    from dashboard.identity import signs_in
+
+    secrets, error = None, None
     try:
-        return "auth" in st.secrets
-    except Exception:  # no secrets file at all
-        return False
+        secrets = st.secrets.to_dict()
+    except Exception as exc:  # no secrets file, or one that cannot be read
+        files = st.get_option("secrets.files") or []
+        if any(Path(f).exists() for f in files):
+            error = " ".join(str(exc).split())
+    return signs_in(get_settings().demo, secrets, error)
 
 
 def _claims() -> dict[str, Any]:
@@ -101,22 +116,20 @@ def _claims() -> dict[str, Any]:
     return info if info.get("is_logged_in") else {}
 
 
-def _role_map() -> dict[str, str]:
+def _role_map() -> dict[str, Role]:
+    """The role-map file (BACKLINE_ROLE_MAP), read each time; raises ``identity.ConfigError``."""
+    from dashboard.identity import load_role_map
+
     path = get_settings().role_map
-    if path is None or not Path(path).exists():
-        return {}
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return {str(k).lower(): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return {} if path is None else load_role_map(path)
 
 
 def role_and_source(claims: dict[str, Any], settings: Settings) -> tuple[Role | None, str | None]:
-    """The role from the token claim (a string or a list), else from the role map; and where it came from."""
-    role = parse_role(claims.get(settings.role_claim))
-    if role is not None:
-        return role, f"token claim `{settings.role_claim}`"
-    email = str(claims.get("email") or claims.get("sub") or "").lower()
-    role = parse_role(_role_map().get(email))
-    return (role, "role map") if role is not None else (None, None)
+    """The role from the token claim (a string or a list), else from the role map for a verified
+    e-mail; and where it came from (``identity.UNVERIFIED``: the map names an unverified e-mail)."""
+    from dashboard.identity import role_from_claims
+
+    return role_from_claims(claims, settings.role_claim, settings.role_map)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -125,29 +138,43 @@ def cached_staff(path: str) -> pd.DataFrame:
 
 
 def identify(db: Database, settings: Settings) -> User | None:
-    """The signed-in user, or None (the caller shows the sign-in or demo controls)."""
+    """The signed-in user, or None (the caller shows the sign-in or demo controls).
+
+    Raises ``identity.ConfigError`` when the sign-in settings or the role map cannot be used.
+    """
+    from dashboard.identity import verified_email
+
     if auth_configured():
         claims = _claims()
         if not claims:
             return None
-        email = str(claims.get("email") or claims.get("sub") or "").lower()
-        name = str(claims.get("name") or email)
+        actor = str(claims.get("email") or claims.get("sub") or "").lower()
+        name = str(claims.get("name") or actor)
         role, source = role_and_source(claims, settings)
         if role is None:
-            return User(actor=email or "unknown", name=name, role=None)
+            return User(actor=actor or "unknown", name=name, role=None, role_source=source)
+        # A person's panels come from the staff list, by an e-mail the provider has verified.
+        email = verified_email(claims)
         staff = cached_staff(str(db.path))
-        mine = staff[staff["email"].str.lower() == email]
+        mine = staff[staff["email"].str.lower() == email] if email else staff.iloc[0:0]
         panels = tuple(mine["panel_id"].dropna()) if not mine.empty else ()
-        return User(actor=email, name=name, role=role, panels=panels, role_source=source)
-    # Demo mode: a role switcher over the sample's staff.
+        return User(actor=actor, name=name, role=role, panels=panels, role_source=source)
+    # Demo mode: a switcher over the sample's staff. The person chosen is kept in the address
+    # (``?as=STAFF_ID``), so a reload of the page keeps them.
     staff = cached_staff(str(db.path))
+    ids = set(staff["staff_id"])
     actor = st.session_state.get("demo_actor")
-    if actor not in set(staff["staff_id"]):
+    if actor not in ids:
+        actor = st.query_params.get("as")
+    if actor not in ids:
         actor = staff[staff["role"] == "nurse"]["staff_id"].iloc[0] if (staff["role"] == "nurse").any() else staff["staff_id"].iloc[0]
-        st.session_state["demo_actor"] = actor
+    st.session_state["demo_actor"] = actor
+    if st.query_params.get("as") != actor:
+        st.query_params["as"] = actor
     row = staff[staff["staff_id"] == actor].iloc[0]
     panels = (row["panel_id"],) if isinstance(row["panel_id"], str) else ()
-    return User(actor=row["staff_id"], name=row["name"], role=Role(row["role"]), panels=panels, demo=True)
+    return User(actor=row["staff_id"], name=row["name"], role=Role(row["role"]), panels=panels, demo=True,
+                role_source="demo")
 
 
 def _demo_switcher(db: Database) -> None:
@@ -160,8 +187,12 @@ def _demo_switcher(db: Database) -> None:
     current = st.session_state.get("demo_actor")
 
     def chosen() -> None:
-        # Kept under a plain key: widget state does not survive a change of page.
+        # Kept under a plain key (widget state does not survive a change of page) and in the
+        # address (a reload starts a new session); the guard moves a person whose role may not
+        # see the current page to one it may.
         st.session_state["demo_actor"] = st.session_state["demo_actor_choice"]
+        st.query_params["as"] = st.session_state["demo_actor"]
+        st.session_state["demo_switched"] = True
 
     st.sidebar.selectbox("Act as (demo)", ids, index=ids.index(current) if current in ids else 0,
                          format_func=labels.get, key="demo_actor_choice", on_change=chosen,
@@ -183,29 +214,41 @@ def roles_for(page: Page) -> frozenset[Role]:
 
 
 def guard(page: Page) -> Context:
-    """Run first on every page: rules, database, user and role, or stop."""
+    """Run first on every page: rules, sign-in settings, database, user and role, or stop."""
+    from dashboard.identity import UNVERIFIED, ConfigError, is_generated
+
     st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/healing:", layout="wide")
     settings = get_settings()
     rules = rules_in_force()
+    try:
+        demo = not auth_configured()
+    except ConfigError as exc:
+        st.error(f"**Backline cannot start.** {exc}")
+        st.stop()
     db = database()
     try:
         version = db.check_schema()
     except DatabaseError as exc:
         st.error(f"**The database cannot be used.** {exc}")
         st.stop()
-    demo = not auth_configured()
-    if demo:
-        meta = cached_meta(str(db.path))
-        if meta.get("synthetic") != "true" or meta.get("created_by") != "backline seed":
-            st.error(
-                "**Demo mode refused.** This database was not created by `backline seed`, so it may hold real "
-                "patient data. Configure an identity provider in `.streamlit/secrets.toml` ([auth]) to use it."
-            )
-            st.stop()
-    user = identify(db, settings)
+    if demo and not is_generated(cached_meta(str(db.path))):
+        st.error(
+            "**Demo mode refused.** This database was not made by the sample generator (`backline seed`), so it "
+            "may hold real patient data. Demo mode runs only on a generated sample: build one with "
+            "`backline seed --db NEW_FILE`, or configure sign-in (`[auth]` in `.streamlit/secrets.toml`) and "
+            "unset BACKLINE_DEMO to use this database."
+        )
+        st.stop()
+    try:
+        user = identify(db, settings)
+    except ConfigError as exc:
+        st.error(f"**Sign-in cannot be checked.** {exc}")
+        st.stop()
     if demo:
         st.sidebar.warning("**DEMO MODE** · synthetic data only · no sign-in", icon=":material/science:")
         _demo_switcher(db)
+        panel = f" · panel {user.panels[0]}" if user.panels else ""
+        st.sidebar.info(f"Acting as **{plain(user.name)}** ({user.role.value}{panel})", icon=":material/badge:")
     if user is None:
         st.title("Backline")
         st.info("Please sign in with your hospital account to see patient data.")
@@ -213,20 +256,38 @@ def guard(page: Page) -> Context:
             st.login()
         st.stop()
     if user.role is None:
-        st.error(f"Signed in as {user.name}, but no Backline role is assigned to this account. Ask an administrator.")
+        if user.role_source == UNVERIFIED:
+            st.error(f"Signed in as {plain(user.name)}, but your identity provider has not verified the e-mail "
+                     f"address {plain(user.actor)}, so the role map gives it no role. Ask an administrator.")
+        else:
+            st.error(f"Signed in as {plain(user.name)}, but no Backline role is assigned to this account. "
+                     "Ask an administrator.")
         if st.button("Sign out"):
             st.logout()
         st.stop()
+    switched = st.session_state.pop("demo_switched", False)
     if not user.may_see(page):
+        if demo and switched and user.first_page() is not None:
+            # The person just chosen may not see this page: go to the first one they may see.
+            from dashboard.access import PAGE_FILES
+
+            st.switch_page(PAGE_FILES[user.first_page()])
         st.error(f"This page is not available to the {user.role.value} role.")
         st.stop()
-    if demo:
-        st.sidebar.caption(f"Signed in as **{user.name}** ({user.role.value})")
-    else:
-        st.sidebar.caption(f"Signed in as **{user.name}** ({user.role.value}) · role from the {user.role_source}")
+    if not demo:
+        st.sidebar.caption(f"Signed in as **{plain(user.name)}** ({user.role.value}) · role from the {user.role_source}")
         if st.sidebar.button("Sign out"):
             st.logout()
     st.sidebar.caption(f"Rules {rules.version}")
+    if user.sees_patient_data or user.may(Action.RELOAD_RULES):
+        stale = cached_stale_open_reports(str(db.path), rules, rules.version, version)
+        if stale:
+            st.warning(
+                f"**{stale:,} open report{'s' if stale != 1 else ''} carr{'y' if stale != 1 else 'ies'} a tier from "
+                f"other rules than those in force ({rules.version}).** The rules have changed since "
+                f"{'they were' if stale != 1 else 'it was'} triaged; an admin re-triages the stored reports on the "
+                "Rules page (or `backline retriage`). Until then each such report says so in its detail.",
+                icon=":material/sync_problem:")
     _freeze_startup_objects()
     return Context(user=user, rules=rules, db=db, settings=settings, now=local_now(), version=version)
 
@@ -264,6 +325,14 @@ def data_version(db: Database) -> tuple:
         return db_data_version(con)
 
 
+@st.cache_data(ttl=600, show_spinner=False, max_entries=16)
+def cached_stale_open_reports(path: str, _rules: RuleSet, rules_version: str, version: tuple) -> int:
+    from dashboard.retriage import stale_open_reports
+
+    with Database(path).connect() as con:
+        return stale_open_reports(con, _rules)
+
+
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def cached_open_reports(path: str, panels: tuple[str, ...], version: tuple) -> pd.DataFrame:
     return queue.open_reports(Database(path), list(panels))
@@ -284,8 +353,9 @@ def cached_timeline(path: str, _rules: RuleSet, rules_version: str, patient_id: 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=16)
 def cached_response_times(path: str, _rules: RuleSet, rules_version: str, panels: tuple[str, ...], start, end,
-                          in_hours: tuple[int, int], version: tuple) -> metrics.ResponseTimes:
-    return metrics.response_times(Database(path), _rules, list(panels), start, end, in_hours=in_hours)
+                          in_hours: tuple[int, int], version: tuple, now: datetime) -> metrics.ResponseTimes:
+    """The figures as of ``now`` (pass it to the minute, so the cache holds for a minute)."""
+    return metrics.response_times(Database(path), _rules, list(panels), start, end, now, in_hours=in_hours)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -310,11 +380,20 @@ def clear_caches() -> None:
 
 
 def panel_picker(ctx: Context, key: str) -> list[str]:
+    """The panels to show, chosen among those this person may see (a nurse: their own panels)."""
+    from dashboard.access import visible_panels as panels_for
+
     panels = cached_panels(str(ctx.db.path))
     names = dict(zip(panels["panel_id"], panels["name"]))
-    default = [p for p in ctx.user.panels if p in names] or list(names)[:1]
-    return st.multiselect("Panels", list(names), default=default, format_func=names.get, key=key,
-                          placeholder="Choose one or more panels")
+    allowed = panels_for(ctx.user, list(names))
+    if not allowed:
+        st.info("No panel is assigned to you, so there are no reports to show. Ask an administrator to add you "
+                "to your panels.")
+        return []
+    default = [p for p in ctx.user.panels if p in allowed] or allowed[:1]
+    chosen = st.multiselect("Panels", allowed, default=default, format_func=names.get, key=key,
+                            placeholder="Choose one or more panels")
+    return [p for p in chosen if p in allowed]
 
 
 def visible_panels(ctx: Context) -> list[str]:
@@ -417,7 +496,8 @@ def show_explanation(rules: RuleSet, x: dict[str, Any]) -> None:
 
 
 def show_what_to_do(x: dict[str, Any]) -> None:
-    """The leading causes, then imaging, referral and advice, each line with its time in words."""
+    """The leading causes, then imaging, referral and advice (read to the patient), each line with its
+    time in words; notes for the team apart from the advice."""
     st.markdown("#### What to do")
     st.markdown("**Leading:** " + (", ".join(x["leading"]) or x["leading_note"]) + "  \n"
                 "**Also considered:** " + (", ".join(x["also_considered"]) or "none"))
@@ -425,6 +505,8 @@ def show_what_to_do(x: dict[str, Any]) -> None:
     st.markdown("**Imaging:**\n" + (lines(x["imaging"]) if x["imaging"] else "- none"))
     st.markdown("**Referral and action:**\n" + (lines(x["referral"]) if x["referral"] else "- none"))
     st.markdown("**Advice and safety net (read to the patient):**\n" + "\n".join(f"- {a}" for a in x["advice"]))
+    if x.get("staff_notes"):
+        st.markdown("**For staff (not to read to the patient):**\n" + "\n".join(f"- {n}" for n in x["staff_notes"]))
 
 
 def show_why(x: dict[str, Any]) -> None:
@@ -434,13 +516,14 @@ def show_why(x: dict[str, Any]) -> None:
         with st.expander(f"{r['id']} · {r['title']} ({r['tier']})", expanded=r["tier"] in ("emergency", "urgent")):
             st.markdown(f"**When:** {r['condition']}\n\n**Why:** {r['rationale']}\n\n**Source:** {r['sources']}")
     effects = x["drug_effects"] or ["no back-pain drug effect fits this report's timing"]
-    st.markdown("**Drug effects:**\n" + "\n".join(f"- {e}" for e in effects))
+    # These lines name the drugs as the record holds them (any text): shown as typed, never as Markdown.
+    st.markdown("**Drug effects:**\n" + "\n".join(f"- {plain(e)}" for e in effects))
     head, _, rest = x["recent_sact"].partition(":")
-    st.markdown(f"**{head}:**{rest}")
+    st.markdown(f"**{plain(head)}:**{plain(rest)}")
     if x["facts"]:
-        st.markdown("**From the treatment record:**\n" + "\n".join(f"- {f}" for f in x["facts"]))
+        st.markdown("**From the treatment record:**\n" + "\n".join(f"- {plain(f)}" for f in x["facts"]))
     if x["unrecognised"]:
-        st.warning(f"Unrecognised drug names: {', '.join(x['unrecognised'])}. Each counts as possible anticancer "
+        st.warning(f"Unrecognised drug names: {plain(', '.join(x['unrecognised']))}. Each counts as possible anticancer "
                    "treatment for recent SACT; confirm what they are.")
 
 

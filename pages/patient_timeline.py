@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, ui
-from dashboard.access import Page
+from dashboard.access import Page, visible_panels
 
 ctx = ui.guard(Page.TIMELINE)
 rules, path = ctx.rules, str(ctx.db.path)
@@ -12,7 +12,8 @@ st.title("Patient timeline")
 c1, c2 = st.columns([2, 3])
 text = c1.text_input("Find a patient by name, MRN or id", key="timeline_search", max_chars=100,
                      placeholder="e.g. Smith, MRN2000003 or P-000001")
-found = ui.find_patients_safe(ctx, text) if text.strip() else None
+panels = visible_panels(ctx.user, list(ui.cached_panels(path)["panel_id"]))  # only patients of these panels
+found = ui.find_patients_safe(ctx, text, panels) if text.strip() and panels else None
 if found is None:
     st.caption("Search to open a patient's timeline.")
     st.stop()
@@ -24,12 +25,12 @@ patient_id = c2.selectbox("Patient", list(options), format_func=options.get, key
 
 tl = ui.cached_timeline(path, rules, rules.version, patient_id, ctx.version, ctx.now.date())
 p = tl.patient
-st.subheader(f"{p['name']} · {p['mrn']}")
+st.subheader(f"{ui.plain(p['name'])} · {ui.plain(p['mrn'])}")  # stored text, shown as typed
 st.caption(
-    f"{p['cancer_type']}" + (" · known bone metastases" if p["bone_metastases"] else "")
+    ui.plain(p["cancer_type"]) + (" · known bone metastases" if p["bone_metastases"] else "")
     + (" · osteoporosis" if p["osteoporosis"] else "") + (" · long-term steroids" if p["long_term_steroids"] else "")
     + (" · low platelets" if p.get("low_platelets") else "")
-    + f" · panel {p['panel_name']} · born {p['date_of_birth']:%d %b %Y}"
+    + f" · panel {ui.plain(p['panel_name'])} · born {p['date_of_birth']:%d %b %Y}"
 )
 if tl.doses.empty and tl.reports.empty:
     st.info("No doses or reports recorded for this patient.")

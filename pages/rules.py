@@ -103,12 +103,14 @@ with tabs[3]:
 
 if admin:
     with tabs[4]:
-        st.markdown("#### Apply changed rules (admin)")
+        st.markdown("#### Re-triage the stored reports with the rules on disk (admin)")
         ui.show_flash("rules")  # the result of the last apply, here where it was confirmed
-        st.caption("First see what the rules on disk would change: the same engine triages the stored open reports "
-                   "with them, and nothing is written. Then confirm to put them in force: every stored report is "
-                   "re-triaged with exactly those rules, and each open report whose tier moves gets a 're-triaged' "
-                   "entry in its history. Rules that do not validate change nothing.")
+        st.caption("The rules in force are the files of the rules folder: every app server notices a change at its "
+                   "next refresh, and rules that do not validate stop the app. Reports already stored keep the tier "
+                   "their rules gave them until they are re-triaged. First see what the rules on disk would change: "
+                   "the same engine triages the stored open reports with them, and nothing is written. Then confirm: "
+                   "every stored report is re-triaged with exactly those rules, and each open report whose tier "
+                   "moves gets a 're-triaged' entry in its history.")
         if st.button("Check the rules on disk", key="preview_rules", icon=":material/difference:"):
             st.session_state.pop("rules_impact", None)
             try:

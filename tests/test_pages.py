@@ -97,14 +97,33 @@ def test_timeline_for_a_patient(app_db):
     assert len(at.get("plotly_chart")) == 1
 
 
-def test_search_treats_input_as_text(app_db):
+def test_search_treats_input_as_text_and_returns_exactly_the_matching_rows(app_db):
+    """Wildcards and quotes are plain characters: "%" finds the one name holding a "%", not every
+    patient; an injection string finds nothing and changes nothing; a stored name with Markdown and
+    HTML shows as typed."""
+    target = app_db.scalar("SELECT min(patient_id) FROM patients")
+    hostile = "100% O'Brien_Smith **x** <img src=x onerror=alert(1)>"
+    with app_db.connect() as con:
+        con.execute("UPDATE patients SET name = ? WHERE patient_id = ?", [hostile, target])
+    count = app_db.scalar("SELECT count(*) FROM patients")
     at = open_app(PHYSICIAN, "patient_timeline")
-    for hostile in ["%", "' OR 1=1 --", "_", "Robert'); DROP TABLE patients;--"]:
-        at.text_input(key="timeline_search").input(hostile).run()
+
+    def found(text: str) -> list[str] | None:
+        at.text_input(key="timeline_search").input(text).run()
         assert not at.exception
+        picker = [s for s in at.selectbox if s.key == "timeline_patient"]
+        return list(picker[0].options) if picker else None
+
+    for text in ("%", "_", "o'brien", "**X**"):
+        options = found(text)
+        assert options is not None and len(options) == 1 and options[0].startswith("100% O'Brien_Smith"), (text, options)
+    for text in ("' OR 1=1 --", "Robert'); DROP TABLE patients;--", "%%%"):
+        assert found(text) is None and "No patient matches." in texts(at)
+    found("o'brien")
+    assert at.subheader[0].value.startswith(plain(hostile))  # escaped: shown as the characters stored
     at.text_input(key="timeline_search").input("bad\u202echars").run()
     assert "control or bidirectional" in texts(at)
-    assert app_db.scalar("SELECT count(*) FROM patients") > 0
+    assert app_db.scalar("SELECT count(*) FROM patients") == count
 
 
 def test_guidance_and_referral_summary(app_db):
@@ -115,7 +134,10 @@ def test_guidance_and_referral_summary(app_db):
     at.text_input(key="summary_report").input(rid).run()
     assert not at.exception
     name = app_db.scalar("SELECT p.name FROM reports r JOIN patients p USING (patient_id) WHERE report_id = ?", [rid])
-    assert f"referral / imaging request: {name}" in texts(at)
+    summary = next(c.value for c in at.code)
+    assert f"REFERRAL / IMAGING REQUEST: {name}" in summary
+    staff = app_db.scalar("SELECT name FROM staff WHERE staff_id = ?", [NURSE])
+    assert f"Requested by: {staff} (nurse)" in summary
     assert len(at.download_button) == 1
 
 
@@ -131,9 +153,14 @@ def test_response_times_for_a_lead(app_db):
     tables = [d.value for d in at.dataframe]
     by_tier = tables[0]
     assert set(by_tier["tier"].str.split().str[-1]) <= {"EMERGENCY", "URGENT", "SOON", "ROUTINE"}
-    assert {"within_target", "median_ack", "p90_ack"} <= set(by_tier.columns)
+    assert {"within_target", "median_ack", "p90_ack", "unanswered_past_target", "unanswered_within_target"} <= set(
+        by_tier.columns)
+    # Times in words, never bare minutes: "45 min", "3 h 20 min", "4 d 12 h".
+    assert by_tier["median_ack"].str.fullmatch(r"\d+ min|\d+ h \d\d min|\d+ d \d+ h|").all()
+    assert "tier in force when it was first answered" in texts(at)
     assert len(at.download_button) == 1  # the audit trail export
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 4
+    assert at.selectbox(key="metrics_behind").label == "Show the reports behind"
 
 
 def test_rules_page_and_what_if(app_db, rules):
@@ -311,8 +338,9 @@ def test_the_detail_shows_causes_drug_effects_and_recent_sact_in_words(app_db, r
     body = texts(at)
     assert explained.tier == "routine" and explained.rule_ids == ["R2"]
     assert "**Leading:** G-CSF bone pain" in body
-    assert "G-CSF bone pain explained: pegfilgrastim given 18 Nov 10:00, onset day 1 of 0-4" in body
-    assert "**Recent SACT:** yes, because docetaxel 10 Nov (SACT), pegfilgrastim 18 Nov (G-CSF)" in body
+    # Lines that name stored drugs are escaped for Markdown: they show as the characters stored.
+    assert plain("G-CSF bone pain explained: pegfilgrastim given 18 Nov 10:00, onset day 1 of 0-4") in body
+    assert f"**{plain('Recent SACT')}:**{plain(' yes, because docetaxel 10 Nov (SACT), pegfilgrastim 18 Nov (G-CSF)')}" in body
     assert "Paracetamol can ease this bone pain." in body
     assert "**within 3 days** · An NSAID (naproxen)" in body  # each line with its time in words
     # Another patient, the onset not known: the effect is only possible, and nothing is explained away.
@@ -325,15 +353,15 @@ def test_the_detail_shows_causes_drug_effects_and_recent_sact_in_words(app_db, r
     at.run()
     body = texts(at)
     assert possible.tier == "soon" and "S1" in possible.rule_ids
-    assert "G-CSF bone pain possible: pegfilgrastim given 18 Nov 10:00, onset unknown (the report is on day 2 of 0-4)" in body
+    assert plain("G-CSF bone pain possible: pegfilgrastim given 18 Nov 10:00, onset unknown (the report is on day 2 of 0-4)") in body
     assert "**Also considered:** G-CSF bone pain" in body
-    assert "**Recent SACT:** yes, because pegfilgrastim 18 Nov (G-CSF)" in body
+    assert f"**{plain('Recent SACT')}:**{plain(' yes, because pegfilgrastim 18 Nov (G-CSF)')}" in body
     # No SACT at all: said so, with the 42 days.
     none = submit_report(app_db, rules, nurse, SEED_NOW, patient_id=_a_patient(app_db, panel, bone=False), report={
         "reported_at": "2026-11-20T09:30:00", "pain_score": 2, "onset": "gradual", "pain_pattern": "usual"})
     at.session_state["selected_report"] = none.report_id
     at.run()
-    assert "**Recent SACT:** no, no SACT in the 42 days before the report" in texts(at)
+    assert f"**{plain('Recent SACT')}:**{plain(' no, no SACT in the 42 days before the report')}" in texts(at)
 
 
 def test_the_referral_summary_uses_the_same_composition_as_the_detail(app_db, rules):
@@ -354,7 +382,7 @@ def test_the_referral_summary_uses_the_same_composition_as_the_detail(app_db, ru
     assert "- Also considered: Pain suggestive of spinal metastases" in summary
     mri = [line for line in summary.splitlines() if line.startswith("- Imaging") and "Whole-spine MRI" in line]
     assert mri == ["- Imaging, within 24 hours · Whole-spine MRI as soon as possible, always within 24 hours"]
-    assert "within 1 week" not in summary.split("## Requested")[1].split("## Advice")[0]
+    assert "within 1 week" not in summary.split("REQUESTED\n")[1].split("NURSING NOTES")[0]
 
 
 # --------------------------------------------------------------------------- v2: impact of changed rules
@@ -410,9 +438,13 @@ def test_the_rules_page_previews_the_impact_then_applies_exactly_that(app_db, tm
         table = at.tabs[-1].dataframe[0].value
         assert set(table["Report"]) == set(expected["report_id"])
         assert set(table["Tier after"]) == {"urgent"}
-        # Nothing written by the preview, and the rules in force are unchanged.
+        # Nothing written by the preview. The changed files are in force from the next run on (every
+        # process reads the same folder), and every open report says its tier came from older rules.
         assert _store(app_db) == before
-        assert f"Version **{old_version}**" in body and f"version {changed.version}" in body
+        assert old_version != changed.version
+        assert f"Version **{changed.version}**" in body and f"version {changed.version}" in body
+        assert (f"**{total:,} open reports carry a tier from other rules than those in force ({changed.version}).**"
+                in body)
         at.button(key="confirm_reload").click().run()
         assert not at.exception
         after = dict((r[0], r[1]) for r in app_db.rows("SELECT report_id, tier FROM triage_results"))
@@ -426,7 +458,37 @@ def test_the_rules_page_previews_the_impact_then_applies_exactly_that(app_db, tm
         assert app_db.scalar("SELECT min(rules_version) FROM triage_results") == changed.version
         body = texts(at)
         assert f"{len(expected)} open reports changed tier, as previewed" in body and "re-triaged" in body
-        assert f"Version **{changed.version}**" in body  # the page now runs on them
+        assert f"Version **{changed.version}**" in body  # the page runs on them
+        assert "carry a tier from other rules" not in body  # and no stored report is left behind
+    finally:
+        monkeypatch.delenv("BACKLINE_RULES_DIR")
+        get_settings.cache_clear()
+
+
+def test_a_change_of_the_rules_files_is_noticed_by_a_running_app_and_each_older_triage_says_so(
+        app_db, tmp_path, monkeypatch):
+    """Another process (an edit, a deployment, `backline retriage` elsewhere) changes the files: the
+    running session puts the new rules in force at its next run, the queue says how many open reports
+    carry a tier from older rules, and a report's detail says which rules triaged it."""
+    from dashboard.rules import load_rules
+
+    folder = _changed_rules(tmp_path, monkeypatch)
+    try:
+        rid = an_open_report(app_db, nurse_panel(app_db))
+        at = open_app(NURSE)
+        before = load_rules(folder).version
+        assert f"Rules {before}" in texts(at) and "carry a tier from other rules" not in texts(at)
+        _severe_from(folder, 6)
+        changed = load_rules(folder).version
+        at.run()  # the next refresh of the same session
+        assert not at.exception
+        body = texts(at)
+        assert f"Rules {changed}" in body and f"Rules {before}" not in body
+        open_now = app_db.scalar("SELECT count(*) FROM open_reports")
+        assert f"**{open_now:,} open reports carry a tier from other rules than those in force ({changed}).**" in body
+        at.session_state["selected_report"] = rid
+        at.run()
+        assert f"Triaged under rules {before}; the rules in force are {changed}." in texts(at)
     finally:
         monkeypatch.delenv("BACKLINE_RULES_DIR")
         get_settings.cache_clear()

@@ -122,8 +122,23 @@ MISTAKES = [
     ("guidance.yaml", "only_for_rules: [E3], text: \"MRI spine", "only_for_rules: [E9], text: \"MRI spine",
      "causes.spinal_infection.imaging[0].only_for_rules[0]", "E9"),
     ("guidance.yaml", "  soon:\n    imaging:", "  later:\n    imaging:", "tier_defaults", ""),
+    # Advice read to the patient has a topic; staff notes are a list of their own, with known sources.
+    ("guidance.yaml", "      - {topic: transport, text: \"Do not drive yourself: come in by ambulance.\"}",
+     "      - \"Do not drive yourself: come in by ambulance.\"", "causes.mscc.advice[0]", ""),
+    ("guidance.yaml", "    staff_notes:\n      - text:", "    staff_note:\n      - text:",
+     "causes.gcsf_bone_pain.staff_note", "unknown field"),
+    ("guidance.yaml", "    staff_notes:\n      - text: \"An antihistamine", "    staff_notes:\n      - kind: staff\n"
+     "        text: \"An antihistamine", "causes.gcsf_bone_pain.staff_notes[0].kind", "unknown field"),
+    ("guidance.yaml", "      - text: \"An antihistamine (loratadine) is used by some services for G-CSF bone pain.\"",
+     "      - {text: \"An antihistamine (loratadine) is used by some services.\", source: [loratadine_trial]}",
+     "causes.gcsf_bone_pain.staff_notes[0].source[0]", "loratadine_trial"),
+    ("guidance.yaml", "{topic: pain_relief, text: \"Simple pain relief", "{topic: activity, text: \"Simple pain relief",
+     "tier_defaults.routine.analgesic_advice[0].topic", "already advised"),
     ("guidance.yaml", "  within_24_hours: >-", "  within_a_day: >-", "safety_net", ""),
     ("tiers.yaml", "respond_within_minutes: 15", "respond_within_minutes: 600", "tiers", "longer"),
+    # The names the code reads are checked at load: a rule set the code cannot run never starts.
+    ("tiers.yaml", "  - id: soon\n", "  - id: later\n", "tiers[2].id", "unknown tier 'later'"),
+    ("tiers.yaml", "  - id: urgent\n", "  - id: routine\n", "tiers[", "routine"),
     ("tiers.yaml", "respond_within_minutes: 120", "respond_within_minutes: two hours", "tiers[1].respond_within_minutes", ""),
     ("sources.yaml", "  nice_cg151:\n", "  nice_cg151:\n  nice_cg151:\n", "line", "duplicate key"),
     ("cancer_types.yaml", "  myeloma: {label: Multiple myeloma, synonyms: [multiple myeloma,",
@@ -145,6 +160,15 @@ def test_a_mistake_stops_loading_naming_file_and_field(rules_copy, file, old, ne
     assert err.file in RULE_FILES
     assert field in f"{err.file}: {err.field}", str(err)
     assert word in str(err)
+
+
+def test_a_parameter_the_code_reads_is_required_even_when_no_rule_reads_it(rules_copy):
+    edit(rules_copy, "triage_rules.yaml", "value: $neutropenic_low_temperature_c}", "value: 36.0}")
+    edit(rules_copy, "triage_rules.yaml", "  neutropenic_low_temperature_c:\n", "  low_temperature_for_sepsis_c:\n")
+    with pytest.raises(RulesError) as info:
+        load_rules(rules_copy)
+    assert (info.value.file, info.value.field) == ("triage_rules.yaml", "parameters")
+    assert "'neutropenic_low_temperature_c' is required" in str(info.value)
 
 
 def test_rules_that_read_each_other_stop_loading(rules_copy):
