@@ -310,6 +310,8 @@ def _page_evidence(key: str, at) -> dict[str, Any]:
 
 def _measure_page(spec: dict[str, Any]) -> dict[str, Any]:
     os.environ["BACKLINE_DB"] = spec["db"]
+    # The pages are measured in demo mode, on the sample the benchmark generated (marked synthetic).
+    os.environ["BACKLINE_DEMO"] = "1"
     if spec.get("rules"):
         os.environ["BACKLINE_RULES_DIR"] = spec["rules"]
     key, path, title = spec["key"], spec["path"], spec["title"]
