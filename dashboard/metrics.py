@@ -59,6 +59,10 @@ RESOLVED_IN_TIME, RESOLVED_LATE, OPEN_PAST_TARGET, OPEN_WITHIN_TARGET = (
     "resolved in time", "resolved late", "open, past resolution target", "open, within resolution target")
 RESOLUTIONS = (RESOLVED_IN_TIME, RESOLVED_LATE, OPEN_PAST_TARGET, OPEN_WITHIN_TARGET)
 
+# Each report is measured against the tier in force when it was first answered (the tier the
+# responder saw, kept on the event), else the override in force as of ``now``, else its triage's.
+# This is the response-time reading of a tier, as of a moment; ``current_tiers`` (the tier now, for
+# the queue, the timeline and the actions) is the same rule without the moment.
 TIMINGS_SQL = f"""
 WITH r AS (
     SELECT r.report_id, r.patient_id, r.reported_at, p.panel_id, p.name AS patient_name, p.mrn

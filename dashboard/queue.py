@@ -358,6 +358,11 @@ def history(detail: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["When", "Who", "What", "Note"])
 
 
+# The queue table's columns, in order (an empty queue, or an empty filter, has the same columns).
+QUEUE_COLUMNS = ["Tier", "Clock", "Patient", "Pain", "Red flags", "Suspected", "Status", "Taken by", "Repeats",
+                 "Waiting", "Panel", "Report"]
+
+
 def queue_table(q: Queue, rules: RuleSet, rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """The queue as a table of words (one row per patient episode); ``rows``: a filtered subset of q.rows."""
     rows = q.rows if rows is None else rows

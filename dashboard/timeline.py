@@ -132,11 +132,10 @@ def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetim
             """
             SELECT r.report_id, r.reported_at, r.pain_score, r.source, r.location, r.trend, r.duration_days,
                    r.pain_pattern,
-                   coalesce((SELECT arg_max(tier_after, event_id) FROM events e
-                             WHERE e.report_id = r.report_id AND e.action = 'override'), t.tier) AS tier,
-                   t.rule_ids, t.leading_causes, t.causes,
+                   c.tier, t.rule_ids, t.leading_causes, t.causes,
                    EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open
             FROM reports r JOIN triage_results t USING (report_id)
+            JOIN current_tiers c USING (report_id)  -- the override-aware tier, as everywhere
             WHERE r.patient_id = ? ORDER BY r.reported_at
             """, [patient_id]).df()
         found = explanations(con, rules, reports["report_id"].tolist())

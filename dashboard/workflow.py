@@ -174,10 +174,12 @@ def _unchanged_reason(request: ActionIn, user: User, state: dict, now: datetime)
         return "already resolved"
     mine = [e for e in events if e["actor"] == user.actor]
     asked = {k: getattr(request, k) for k in _ANSWERS if k != "tier_after" or request.action == "override"}
-    for e in mine:
-        if (e["action"] == request.action and abs(now - e["acted_at"]) <= REPEAT_WINDOW
-                and all(e[k] == v for k, v in asked.items())):
-            return f"already recorded by you at {e['acted_at']:%H:%M:%S} (a repeated click)"
+    # A repeated click repeats this person's latest action on the report: take, release, take again
+    # is three actions, however quick.
+    last = mine[-1] if mine else None
+    if (last is not None and last["action"] == request.action and abs(now - last["acted_at"]) <= REPEAT_WINDOW
+            and all(last[k] == v for k, v in asked.items())):
+        return f"already recorded by you at {last['acted_at']:%H:%M:%S} (a repeated click)"
     if request.action == "acknowledge" and any(e["action"] == "acknowledge" for e in mine):
         return "already acknowledged by you"
     if request.action == "override" and request.tier_after == state["tier"]:

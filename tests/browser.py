@@ -59,11 +59,38 @@ def streamlit_server(db: Path, *, cwd: Path = ROOT, env: dict[str, str] | None =
             proc.kill()
 
 
-def settle(page, timeout: float = 60_000) -> None:
-    """Wait until the app has finished its script run (as Streamlit's own e2e tests do)."""
-    page.wait_for_timeout(300)
+# Counts the app's finished script runs in the page: every change of stApp's script state to
+# "notRunning" (Streamlit's own end-to-end tests read the same attribute). Installed in every page
+# before it loads (tests/conftest.py), so no run can finish unseen.
+RUN_COUNTER = """
+window.__backlineRuns = 0;
+window.__backlineSeen = 0;
+new MutationObserver((records) => {
+  for (const r of records) {
+    const el = r.target;
+    if (el.getAttribute && el.getAttribute('data-testid') === 'stApp'
+        && el.getAttribute('data-test-script-state') === 'notRunning' && r.oldValue !== 'notRunning') {
+      window.__backlineRuns += 1;
+    }
+  }
+}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                      attributeFilter: ['data-test-script-state']});
+"""
+_FINISHED_SINCE = """() => {
+  const app = document.querySelector('[data-testid=stApp]');
+  return app && app.getAttribute('data-test-script-state') === 'notRunning'
+      && window.__backlineRuns > window.__backlineSeen;
+}"""
+
+
+def settle(page, timeout: float = 60_000, *, rerun: bool = True) -> None:
+    """Wait until a script run has started and finished since the last settle (a page load, a
+    click or an entry that reruns the app), then until the app is idle. ``rerun=False`` after a
+    step that runs nothing on the server (a tab, an expander): only the idle state is awaited."""
+    if rerun:
+        page.wait_for_function(_FINISHED_SINCE, timeout=timeout)
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
-    page.wait_for_timeout(300)
+    page.evaluate("() => { window.__backlineSeen = window.__backlineRuns; }")
 
 
 def act_as(page, name: str) -> None:
@@ -87,11 +114,25 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def stable_box(page, locator, timeout: float = 10.0) -> dict:
+    """The element's box once the layout has stopped moving (the same over two animation frames):
+    a canvas grid is clicked by position, so a box read mid-layout would click the wrong row."""
+    deadline = time.monotonic() + timeout
+    box = locator.bounding_box()
+    while time.monotonic() < deadline:
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        again = locator.bounding_box()
+        if again == box and box is not None:
+            return box
+        box = again
+    raise AssertionError(f"the element kept moving for {timeout} s")
+
+
 def click_grid_row(page, row: int, grid_index: int = 0) -> None:
     """Click the selection checkbox of a row of a st.dataframe (a canvas grid: by position)."""
     grid = page.locator("[data-testid=stDataFrame]").nth(grid_index)
     grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
+    box = stable_box(page, grid)
     header, height = 35, 35
     page.mouse.click(box["x"] + 14, box["y"] + header + height * row + height / 2)
     settle(page)

@@ -110,6 +110,15 @@ def fresh_db(tmp_path, rules):
     return db
 
 
+@pytest.fixture
+def context(context):
+    """Every browser page counts the app's script runs from its first moment (tests/browser.py)."""
+    from tests.browser import RUN_COUNTER
+
+    context.add_init_script(RUN_COUNTER)
+    return context
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Playwright drives the system Chromium (installed by `make test`), never a downloaded one."""

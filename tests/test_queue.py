@@ -11,7 +11,7 @@ import pytest
 from dashboard import clock
 from dashboard.labels import duration
 from dashboard.models import REPORT_FLAGS
-from dashboard.queue import ANSWERED, OVERDUE, WAITING, build_queue, queue_table
+from dashboard.queue import ANSWERED, OVERDUE, QUEUE_COLUMNS, WAITING, build_queue, queue_table
 
 NOW = datetime(2026, 11, 20, 12, 0)
 
@@ -106,6 +106,9 @@ def test_mine_shows_the_groups_this_person_has_taken(rules):
     assert list(q.filtered("mine", "N1")["report_id"]) == ["R-1"]
     table = queue_table(q, rules)
     assert dict(zip(table["Report"], table["Taken by"])) == {"R-1": "Nurse N1", "R-2": "Nurse N2", "R-3": ""}
+    # A filter that matches nothing gives the same columns, empty.
+    empty = queue_table(q, rules, q.filtered("mine", "N9"))
+    assert empty.empty and list(empty.columns) == QUEUE_COLUMNS == list(table.columns)
 
 
 # Both of 2026's UK clock changes: forward at 01:00 GMT on 29 March, back at 02:00 BST on 25 October.

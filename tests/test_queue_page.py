@@ -225,3 +225,93 @@ def test_a_nurse_cannot_open_a_report_of_another_panel(app_db):
     at = open_on(open_app(NURSE), foreign)
     assert f"report **{plain(foreign)}**" not in texts(at)
     assert not [b for b in at.button if b.key.endswith(foreign)]
+
+
+def test_grouped_repeats_each_show_their_own_answers(app_db):
+    """A patient's other open reports are listed with their own pain, red flags and clock, not the
+    head's: a worse repeat is seen, and opened with one choice."""
+    from dashboard.rules import load_rules
+    from tests.conftest import ROOT
+
+    panel = nurse_panel(app_db)
+    pid = app_db.scalar("SELECT min(patient_id) FROM patients p WHERE panel_id = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM open_reports o WHERE o.patient_id = p.patient_id)", [panel])
+    nurse = User(actor=NURSE, name="Test Nurse", role=Role.NURSE, panels=(panel,))
+    rules = load_rules(ROOT / "rules")
+    first = submit_report(app_db, rules, nurse, SEED_NOW - timedelta(hours=2), patient_id=pid, report={
+        "reported_at": SEED_NOW - timedelta(hours=2), "pain_score": 3, "onset": "gradual",
+        "pain_pattern": "usual"}).report_id
+    worse = submit_report(app_db, rules, nurse, SEED_NOW, patient_id=pid, report={
+        "reported_at": SEED_NOW - timedelta(minutes=30), "pain_score": 8, "onset": "sudden", "pain_pattern": "new",
+        "leg_weakness": True}).report_id
+    at = open_on(open_app(NURSE), first)
+    tables = [d.value for d in at.dataframe if "Red flags" in d.value.columns and "Reported" in d.value.columns]
+    assert len(tables) == 1, "the other open reports are listed"
+    row = tables[0].set_index("Report").loc[worse]
+    assert (row["Pain"], row["Tier"]) == ("8/10", "EMERGENCY")
+    assert "leg weakness" in row["Red flags"]
+    at.selectbox(key=f"open_member_{first}").set_value(worse).run()
+    assert at.session_state["selected_report"] == worse
+
+
+def test_a_nurse_takes_a_report_and_gives_it_back(app_db):
+    panel = nurse_panel(app_db)
+    rid = an_open_report(app_db, panel)
+    at = open_on(open_app(NURSE), rid)
+    name = app_db.scalar("SELECT name FROM staff WHERE staff_id = ?", [NURSE])
+    at.button(key=f"take_{rid}").click().run()
+    assert app_db.rows("SELECT actor, action FROM events WHERE report_id = ? AND action IN ('take', 'release')",
+                       [rid]) == [(NURSE, "take")]
+    assert f"**Taken by:** {plain(name)}" in texts(at)
+    # "Taken by me" shows it, with the name in the queue for everyone.
+    at.segmented_control(key="queue_filter").set_value("mine").run()
+    table = at.dataframe[0].value
+    assert rid in list(table["Report"]) and set(table["Taken by"]) == {name}
+    at.button(key=f"release_{rid}").click().run()
+    assert [a for (a,) in app_db.rows("SELECT action FROM events WHERE report_id = ? AND action IN ('take', "
+                                      "'release') ORDER BY event_id", [rid])] == ["take", "release"]
+    assert rid not in list(at.dataframe[0].value["Report"])  # no longer hers
+    # Another nurse sees who took it.
+    at.button(key=f"take_{rid}").click().run()
+    other = app_db.scalar("SELECT min(staff_id) FROM staff WHERE role = 'nurse' AND panel_id = ? AND staff_id <> ?",
+                          [panel, NURSE])
+    colleague = open_on(open_app(other), rid)
+    assert f"Taken by {plain(name)}" in texts(colleague)
+
+
+def _in_order(node):
+    """Every element of the page, in the order it is drawn."""
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _in_order(child)
+
+
+def test_the_result_of_an_action_shows_where_the_nurse_clicked(app_db):
+    rid = an_open_report(app_db, nurse_panel(app_db), unanswered=True)
+    at = open_on(open_app(NURSE), rid)
+    at.button(key=f"ack_{rid}").click().run()
+    message = plain(f"Acknowledged: 1 report ({rid}).")
+    assert [t.value for t in at.toast] == [message]
+    # The same message sits in the actions section, below the queue and the detail, not at the top.
+    order = [(getattr(e, "type", ""), str(getattr(e, "value", ""))) for e in _in_order(at.main)]
+    where_act = order.index(("markdown", "#### Act on this report"))
+    where_said = [i for i, (kind, value) in enumerate(order) if value == message and kind != "toast"]
+    where_queue = next(i for i, (kind, _) in enumerate(order) if kind == "dataframe")
+    assert where_said and all(i > where_act > where_queue for i in where_said), (where_said, where_act)
+
+
+def test_the_phone_reports_note_is_in_its_history(app_db):
+    from dashboard.rules import load_rules
+    from tests.conftest import ROOT
+
+    panel = nurse_panel(app_db)
+    pid = app_db.scalar("SELECT min(patient_id) FROM patients p WHERE panel_id = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM open_reports o WHERE o.patient_id = p.patient_id)", [panel])
+    nurse = User(actor=NURSE, name="Test Nurse", role=Role.NURSE, panels=(panel,))
+    note = "Rang at 03:10.\nHer husband answered; she is in bed."
+    rid = submit_report(app_db, load_rules(ROOT / "rules"), nurse, SEED_NOW, patient_id=pid, note=note, report={
+        "reported_at": SEED_NOW, "pain_score": 4, "onset": "gradual", "pain_pattern": "usual"}).report_id
+    at = open_on(open_app(NURSE), rid)
+    history = at.dataframe[-1].value
+    assert history.iloc[0]["What"] == "Reported by phone" and history.iloc[0]["Note"] == note
+    assert [t.value for t in at.text] == [note]  # shown as typed in the detail too

@@ -126,6 +126,11 @@ def test_take_and_release(fresh_db, rules):
     assert act(fresh_db, ANNE, NOW + timedelta(minutes=20), action="release", report_ids=[rid]).unchanged == [
         (rid, "not taken by anyone")]
     assert [e[1] for e in events(fresh_db, rid)] == ["take", "release"]
+    # Taking it again at once is a new action, not a repeat of the first take (a release came between).
+    assert act(fresh_db, ANNE, NOW + timedelta(minutes=20, seconds=5), action="take", report_ids=[rid]).recorded == [rid]
+    again = act(fresh_db, ANNE, NOW + timedelta(minutes=20, seconds=9), action="release", report_ids=[rid])
+    assert again.recorded == [rid]
+    assert [e[1] for e in events(fresh_db, rid)] == ["take", "release", "take", "release"]
 
 
 def test_actions_on_a_resolved_report_change_nothing_but_a_note(fresh_db, rules):
