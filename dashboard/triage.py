@@ -325,10 +325,9 @@ class _Compiler:
         return ordered(leading), ordered(suspected)
 
     # ---- the whole query
-    def sql(self, cases: str, doses: str) -> str:
-        """The triage query: one row per case with tier, rules fired, leading and suspected causes
-        and unrecognised drugs; with ``details``, also the drug effects and the exposures behind
-        each fact (batch re-triage leaves them out)."""
+    # ---- the query, in named parts
+    def lookups_sql(self) -> str:
+        """The rules' drug names and cancer-type codes, as tables of the query."""
         rs = self.rules
         drug_rows = ",\n    ".join(
             f"({_lit(key)}, {_lit(i.generic)}, {_lit(i.drug_class)}, {_lit(i.sact)}, {_lit(i.neurotoxic)}, "
@@ -336,72 +335,19 @@ class _Compiler:
             for key, i in sorted(rs.drug_lookup.items())
         )
         cancer_rows = ",\n    ".join(f"({_lit(k)}, {_lit(v)})" for k, v in sorted(rs.cancer_lookup.items()))
-        ctes: list[str] = []
-        joins: list[str] = []
-        fact_cols: list[str] = []
-        evidence: list[str] = []
-        for i, (name, fact) in enumerate(rs.facts.items()):
-            part = self.fact(i, name, fact)
-            ctes += part.ctes
-            joins += part.joins
-            fact_cols.append(f"{part.holds} AS f_{name}")
-            if part.evidence:
-                evidence.append(part.evidence)
-        if self.course_aggs:
-            ctes.append(f"courses AS (SELECT n.rid, {', '.join(self.course_aggs)} FROM narrow n JOIN d "
-                        f"ON d.kid = n.kid AND d.is_course AND d.given_at <= n.reported_at GROUP BY n.rid)")
-            joins.append("LEFT JOIN courses ON courses.rid = c.rid")
-        eff_ctes, eff_joins = self.effects_sql()
-        ctes += eff_ctes
-        joins += eff_joins
-        for j in range(len(self.effects)):
-            fact_cols += [f"coalesce(eff.ex{j}, FALSE) AS x_ex{j}", f"coalesce(eff.po{j}, FALSE) AS x_po{j}"]
-        # The rules in layers: each layer reads the columns of the one before (the facts, effects and
-        # the rules its rules depend on) as plain columns, so no rule's expression is copied into
-        # another's (a rule reading all the rules above it would otherwise repeat them all).
-        level: dict[str, int] = {}
-        for r in rule_order(rs):
-            level[r.id] = 1 + max((level[d] for d in rule_dependencies(rs, r)), default=-1)
-        layers = []
-        for k in range(max(level.values()) + 1):
-            cols = ",\n    ".join(f"coalesce({self.cond(r.when)}, FALSE) AS r_{r.id}"
-                                  for r in rs.rules if level[r.id] == k)
-            source = "base" if k == 0 else f"rules{k - 1}"
-            layers.append(f"rules{k} AS NOT MATERIALIZED (SELECT *,\n    {cols}\n  FROM {source})")
-        last_layer = f"rules{len(layers) - 1}"
-        rank = "greatest(" + ", ".join(
-            f"CASE WHEN r_{r.id} THEN {rs.tier_rank[r.tier]} ELSE 0 END" for r in rs.rules) + ")"
-        tier_case = "CASE tier_rank " + " ".join(f"WHEN {rs.tier_rank[t]} THEN {_lit(t)}" for t in rs.tier_ids) + " END"
-        rule_ids = "[" + ", ".join(f"CASE WHEN r_{r.id} THEN {_lit(r.id)} END" for r in rs.rules) + "]"
-        leading, suspected = self.cause_lists()
-        bits = [f"r_{r.id}" for r in rs.rules] + [f"x_{k}{j}" for j in range(len(self.effects)) for k in ("ex", "po")]
-        mask = " + ".join(f"({b}::BIGINT << {k})" for k, b in enumerate(bits))
-        detail_cols = detail_out = ""
-        if self.details:
-            effects = []
-            for j, e in enumerate(self.effects):
-                status = (f"CASE WHEN {self.effect_status(j, 'explained')} THEN 'explained' "
-                          f"WHEN {self.effect_status(j, 'possible')} THEN 'possible' END")
-                effects.append(f"CASE WHEN {self.effect_status(j, 'any')} THEN struct_pack(cause := {_lit(e.cause)}, "
-                               f"drug := eff.dose{j}.drug, given_at := eff.dose{j}.given_at, status := {status}, "
-                               f"lowers := {_lit(e.lowers_moderate_pain)}) END")
-            effects_sql = f"list_filter([{', '.join(effects)}], lambda x: x IS NOT NULL)" if effects else "[]"
-            evidence_sql = (f"flatten(list_filter([{', '.join(evidence)}], lambda x: x IS NOT NULL))"
-                            if evidence else "[]")
-            detail_cols = f"{effects_sql} AS drug_effects,\n    {evidence_sql} AS evidence,\n    "
-            detail_out = "e.drug_effects, e.evidence, "
-        # Names are matched by the rules' one definition (dashboard.rules.normalise_drug_name).
-        drug_key = drug_name_sql("d.drug")
-        biosimilar = biosimilar_base_sql("d.drug")
-        sep = ",\n"
-        return f"""
-WITH
-drug_names(name_key, d_generic, d_class, d_sact, d_neurotoxic, d_continuous) AS (VALUES
+        return f"""drug_names(name_key, d_generic, d_class, d_sact, d_neurotoxic, d_continuous) AS (VALUES
     {drug_rows}),
 -- Cancer types as codes (a stored "Multiple myeloma" is myeloma), matched like drug names.
 cancer_names(name_key, code) AS (VALUES
-    {cancer_rows}),
-src AS (
+    {cancer_rows})"""
+
+    @staticmethod
+    def inputs_sql(cases: str, doses: str) -> str:
+        """The cases and their doses, keyed, each drug name resolved once, and courses told from doses."""
+        # Names are matched by the rules' one definition (dashboard.rules.normalise_drug_name).
+        drug_key = drug_name_sql("d.drug")
+        biosimilar = biosimilar_base_sql("d.drug")
+        return f"""src AS (
   SELECT * REPLACE (coalesce(cn.code, src_cases.cancer_type) AS cancer_type), {day_sql("reported_at")} AS report_day
   FROM {cases} AS src_cases
   LEFT JOIN cancer_names cn ON cn.name_key = {drug_name_sql("src_cases.cancer_type")}
@@ -434,18 +380,78 @@ unknown AS (
 c AS (SELECT src.*, keys.kid, row_number() OVER () AS rid FROM src JOIN keys ON keys.dose_key = src.dose_key),
 -- The fact and effect joins read only these narrow rows, then join back on the row id.
 narrow AS (SELECT rid, kid, reported_at, report_day, duration_days,
-                  report_day - coalesce(duration_days, 0) AS onset_day FROM c),
-{sep.join(ctes) + "," if ctes else ""}
-base AS NOT MATERIALIZED (
-  SELECT c.*,
-    {(","+chr(10)+"    ").join(fact_cols) + "," if fact_cols else ""}
-    {detail_cols}coalesce(u.unrecognised_drugs, []::VARCHAR[]) AS unrecognised_drugs
-  FROM c
-  {(chr(10)+"  ").join(joins)}
-  LEFT JOIN unknown u ON u.k = c.dose_key
-),
-{sep.join(layers)},
-evaluated AS NOT MATERIALIZED (SELECT *, {rank} AS tier_rank FROM {last_layer}),
+                  report_day - coalesce(duration_days, 0) AS onset_day FROM c)"""
+
+    def facts_and_effects(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        """Every treatment fact and drug effect: their CTEs, their joins to the cases, the columns
+        they give each case (f_<fact>, x_ex<j>, x_po<j>) and the exposures behind each fact."""
+        ctes: list[str] = []
+        joins: list[str] = []
+        cols: list[str] = []
+        evidence: list[str] = []
+        for i, (name, fact) in enumerate(self.rules.facts.items()):
+            part = self.fact(i, name, fact)
+            ctes += part.ctes
+            joins += part.joins
+            cols.append(f"{part.holds} AS f_{name}")
+            if part.evidence:
+                evidence.append(part.evidence)
+        if self.course_aggs:
+            ctes.append(f"courses AS (SELECT n.rid, {', '.join(self.course_aggs)} FROM narrow n JOIN d "
+                        f"ON d.kid = n.kid AND d.is_course AND d.given_at <= n.reported_at GROUP BY n.rid)")
+            joins.append("LEFT JOIN courses ON courses.rid = c.rid")
+        eff_ctes, eff_joins = self.effects_sql()
+        ctes += eff_ctes
+        joins += eff_joins
+        for j in range(len(self.effects)):
+            cols += [f"coalesce(eff.ex{j}, FALSE) AS x_ex{j}", f"coalesce(eff.po{j}, FALSE) AS x_po{j}"]
+        return ctes, joins, cols, evidence
+
+    def rule_layers(self) -> list[str]:
+        """The rules in layers: each layer reads the columns of the one before (the facts, effects and
+        the rules its rules depend on) as plain columns, so no rule's expression is copied into
+        another's (a rule reading all the rules above it would otherwise repeat them all)."""
+        rs = self.rules
+        level: dict[str, int] = {}
+        for r in rule_order(rs):
+            level[r.id] = 1 + max((level[d] for d in rule_dependencies(rs, r)), default=-1)
+        layers = []
+        for k in range(max(level.values()) + 1):
+            cols = ",\n    ".join(f"coalesce({self.cond(r.when)}, FALSE) AS r_{r.id}"
+                                  for r in rs.rules if level[r.id] == k)
+            source = "base" if k == 0 else f"rules{k - 1}"
+            layers.append(f"rules{k} AS NOT MATERIALIZED (SELECT *,\n    {cols}\n  FROM {source})")
+        return layers
+
+    def detail_columns(self, evidence: list[str]) -> tuple[str, str]:
+        """With ``details``: the drug effects and the exposures behind each fact, as columns of the
+        evaluated cases and of the output (empty strings without)."""
+        if not self.details:
+            return "", ""
+        effects = []
+        for j, e in enumerate(self.effects):
+            status = (f"CASE WHEN {self.effect_status(j, 'explained')} THEN 'explained' "
+                      f"WHEN {self.effect_status(j, 'possible')} THEN 'possible' END")
+            effects.append(f"CASE WHEN {self.effect_status(j, 'any')} THEN struct_pack(cause := {_lit(e.cause)}, "
+                           f"drug := eff.dose{j}.drug, given_at := eff.dose{j}.given_at, status := {status}, "
+                           f"lowers := {_lit(e.lowers_moderate_pain)}) END")
+        effects_sql = f"list_filter([{', '.join(effects)}], lambda x: x IS NOT NULL)" if effects else "[]"
+        evidence_sql = (f"flatten(list_filter([{', '.join(evidence)}], lambda x: x IS NOT NULL))"
+                        if evidence else "[]")
+        return f"{effects_sql} AS drug_effects,\n    {evidence_sql} AS evidence,\n    ", "e.drug_effects, e.evidence, "
+
+    def outcome_sql(self, last_layer: str, detail_out: str) -> str:
+        """Tier, rules fired and causes, computed once per distinct combination of rules fired and
+        effects that fit (a few hundred), then joined back to every case."""
+        rs = self.rules
+        rank = "greatest(" + ", ".join(
+            f"CASE WHEN r_{r.id} THEN {rs.tier_rank[r.tier]} ELSE 0 END" for r in rs.rules) + ")"
+        tier_case = "CASE tier_rank " + " ".join(f"WHEN {rs.tier_rank[t]} THEN {_lit(t)}" for t in rs.tier_ids) + " END"
+        rule_ids = "[" + ", ".join(f"CASE WHEN r_{r.id} THEN {_lit(r.id)} END" for r in rs.rules) + "]"
+        leading, suspected = self.cause_lists()
+        bits = [f"r_{r.id}" for r in rs.rules] + [f"x_{k}{j}" for j in range(len(self.effects)) for k in ("ex", "po")]
+        mask = " + ".join(f"({b}::BIGINT << {k})" for k, b in enumerate(bits))
+        return f"""evaluated AS NOT MATERIALIZED (SELECT *, {rank} AS tier_rank FROM {last_layer}),
 -- What a report's tier, rules and causes are depends only on which rules fired and which drug
 -- effects fit: computed once per distinct combination (a few hundred), then joined back.
 outcome_keys AS (SELECT case_id, report_id, reported_at, {detail_out.replace("e.", "")}unrecognised_drugs,
@@ -457,7 +463,31 @@ outcomes AS (
     {leading} AS leading_causes,
     {suspected} AS causes
   FROM (SELECT DISTINCT ON (outcome_key) * FROM outcome_keys)
-)
+)"""
+
+    def sql(self, cases: str, doses: str) -> str:
+        """The triage query: one row per case with tier, rules fired, leading and suspected causes
+        and unrecognised drugs; with ``details``, also the drug effects and the exposures behind
+        each fact (batch re-triage leaves them out). Assembled from the parts above, in order."""
+        ctes, joins, fact_cols, evidence = self.facts_and_effects()
+        layers = self.rule_layers()
+        detail_cols, detail_out = self.detail_columns(evidence)
+        sep = ",\n"
+        return f"""
+WITH
+{self.lookups_sql()},
+{self.inputs_sql(cases, doses)},
+{sep.join(ctes) + "," if ctes else ""}
+base AS NOT MATERIALIZED (
+  SELECT c.*,
+    {(","+chr(10)+"    ").join(fact_cols) + "," if fact_cols else ""}
+    {detail_cols}coalesce(u.unrecognised_drugs, []::VARCHAR[]) AS unrecognised_drugs
+  FROM c
+  {(chr(10)+"  ").join(joins)}
+  LEFT JOIN unknown u ON u.k = c.dose_key
+),
+{sep.join(layers)},
+{self.outcome_sql(f"rules{len(layers) - 1}", detail_out)}
 SELECT e.case_id, e.report_id, e.reported_at, o.tier, o.rule_ids, o.leading_causes, o.causes,
   {detail_out}e.unrecognised_drugs
 FROM outcome_keys e JOIN outcomes o ON o.outcome_key = e.outcome_key

@@ -321,5 +321,44 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
     return db.transaction(work)
 
 
-__all__ = ["ActionIn", "ActionResult", "Forbidden", "NewReport", "PriorAction", "Submitted", "act", "submit_report",
+# --------------------------------------------------------------------------- the phone form
+
+
+def submit_phone_report(db: Database, rules: RuleSet, user: User, now: datetime, *, patient_id: str,
+                        reported_at: datetime, pain_score: int | None, pain_pattern: str | None,
+                        onset: str | None, flags: dict[str, str | None], note: str | None = None,
+                        **answers) -> Submitted:
+    """A report taken on the phone, as the form gives it: nothing is recorded that nobody chose.
+
+    The pain score, "is this your usual pain?" and the onset must each be chosen ("not sure" is a
+    choice, read as unknown); every red-flag question (``flags``: field -> "yes", "no" or "unasked",
+    None while unanswered) must be answered, and "could not ask" counts as yes for the triage and
+    is recorded as not asked. Anything unanswered is an InputError naming each question as the
+    form asks it, and nothing is stored. ``answers``: the optional fields (trend, location,
+    duration_days, temperature_c).
+    """
+    from dashboard.labels import FLAG_QUESTIONS, ONSET_QUESTION, PAIN_PATTERN_QUESTION, answer, flag_answers
+
+    unknown = sorted(set(flags) - set(REPORT_FLAGS))
+    if unknown:
+        raise InputError([("unasked", f"unknown red flag {unknown[0]!r}")])
+    asked = {f: flags.get(f) for f in FLAG_QUESTIONS}
+    bad = [f for f, a in asked.items() if a not in (None, "yes", "no", "unasked")]
+    if bad:
+        raise InputError([(FLAG_QUESTIONS[bad[0]], "answer yes, no or could not ask")])
+    values, unasked, missing = flag_answers(asked)
+    problems = [(label, "choose an answer" + (" (\"Not sure\" if the patient cannot say)" if ask else ""))
+                for label, value, ask in (("Pain score (0-10)", pain_score, False),
+                                          (PAIN_PATTERN_QUESTION, pain_pattern, True),
+                                          (ONSET_QUESTION, onset, True)) if value is None]
+    problems += [(q, "answer yes, no or could not ask") for q in missing]
+    if problems:
+        raise InputError(problems)
+    return submit_report(db, rules, user, now, patient_id=patient_id, note=note or None, unasked=unasked,
+                         report={"reported_at": reported_at, "pain_score": pain_score,
+                                 "pain_pattern": answer(pain_pattern), "onset": answer(onset), **answers, **values})
+
+
+__all__ = ["ActionIn", "ActionResult", "Forbidden", "NewReport", "PriorAction", "Submitted", "act", "submit_phone_report",
+           "submit_report",
            "validate_action"]

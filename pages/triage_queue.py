@@ -7,8 +7,7 @@ import streamlit as st
 from dashboard import charts, queue, ui, workflow
 from dashboard.access import Action, Page
 from dashboard.labels import (ESCALATION_LABELS, ONSET_LABELS, ONSET_QUESTION, OUTCOME_LABELS,
-                              PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, answer, duration, flag_answers,
-                              red_flags, report_answers)
+                              PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, duration, red_flags, report_answers)
 from dashboard.models import InputError
 from dashboard.timeline import record_lines
 
@@ -78,23 +77,12 @@ if user.may(Action.NEW_REPORT) and panels:
                 note = c2.text_area("Note", max_chars=2000, height=68, key=f"{k}_note")
                 st.caption(acting)
                 if st.form_submit_button("Triage and add to the queue", type="primary", key=f"{k}_submit"):
-                    flags, unasked, missing = flag_answers(answers)
-                    problems = [(label, "choose an answer" + (" (\"Not sure\" if the patient cannot say)" if ask else ""))
-                                for label, value, ask in (("Pain score (0-10)", pain, False),
-                                                          (PAIN_PATTERN_QUESTION, pattern, True),
-                                                          (ONSET_QUESTION, onset, True)) if value is None]
-                    problems += [(q, "answer yes, no or could not ask") for q in missing]
                     try:
-                        if problems:
-                            raise InputError(problems)
-                        done = workflow.submit_report(
-                            ctx.db, rules, user, ui.local_now(), patient_id=patient_id, note=note or None,
-                            unasked=unasked,
-                            report={"reported_at": datetime.combine(day, at), "pain_score": pain,
-                                    "pain_pattern": answer(pattern), "onset": answer(onset), "trend": trend,
-                                    "location": location, "duration_days": duration_days,
-                                    "temperature_c": temperature, **flags},
-                        )
+                        done = workflow.submit_phone_report(
+                            ctx.db, rules, user, ui.local_now(), patient_id=patient_id, note=note,
+                            reported_at=datetime.combine(day, at), pain_score=pain, pain_pattern=pattern,
+                            onset=onset, flags=answers, trend=trend, location=location,
+                            duration_days=duration_days, temperature_c=temperature)
                     except InputError as exc:
                         ui.show_input_error(exc, ui.REPORT_FIELD_LABELS)
                     else:

@@ -166,3 +166,37 @@ def test_the_same_phone_report_sent_twice_is_one_report(fresh_db, rules):
     assert first.report_id in err.value.problems[0][1]
     assert fresh_db.scalar("SELECT count(*) FROM reports WHERE patient_id = ? AND reported_at = ?",
                            [patient, NOW]) == 1
+
+
+def test_the_phone_form_records_nothing_that_nobody_chose(fresh_db, rules):
+    """The phone form's rules live in the workflow, not the page: every question must be answered,
+    each unanswered one is named as the nurse asks it, and nothing is stored until all are."""
+    from dashboard.labels import FLAG_QUESTIONS, ONSET_QUESTION, PAIN_PATTERN_QUESTION
+    from dashboard.workflow import submit_phone_report
+
+    patient = fresh_db.scalar("SELECT min(patient_id) FROM patients")
+    before = fresh_db.scalar("SELECT count(*) FROM reports")
+    flags = {f: "no" for f in FLAG_QUESTIONS}
+    common = {"patient_id": patient, "reported_at": NOW, "trend": None, "location": None}
+    with pytest.raises(InputError) as caught:
+        submit_phone_report(fresh_db, rules, ANNE, NOW, pain_score=None, pain_pattern=None, onset="gradual",
+                            flags={**flags, "saddle_numbness": None, "rigors": None}, **common)
+    named = [field for field, _ in caught.value.problems]
+    assert named == ["Pain score (0-10)", PAIN_PATTERN_QUESTION, FLAG_QUESTIONS["saddle_numbness"],
+                     FLAG_QUESTIONS["rigors"]]
+    assert ONSET_QUESTION not in named
+    with pytest.raises(InputError):  # a question left out altogether is unanswered too
+        submit_phone_report(fresh_db, rules, ANNE, NOW, pain_score=3, pain_pattern="usual", onset="gradual",
+                            flags={f: a for f, a in flags.items() if f != "leg_weakness"}, **common)
+    with pytest.raises(InputError):
+        submit_phone_report(fresh_db, rules, ANNE, NOW, pain_score=3, pain_pattern="usual", onset="gradual",
+                            flags={**flags, "favourite_colour": "no"}, **common)
+    assert fresh_db.scalar("SELECT count(*) FROM reports") == before
+    # Answered, with one question that could not be asked: counted as yes, and recorded as not asked.
+    done = submit_phone_report(fresh_db, rules, ANNE, NOW, pain_score=3, pain_pattern="unsure", onset="gradual",
+                               flags={**flags, "bladder_or_bowel_change": "unasked"}, **common)
+    assert done.tier == "emergency" and "E1" in done.rule_ids
+    assert fresh_db.rows("SELECT field FROM report_unasked WHERE report_id = ?", [done.report_id]) == [
+        ("bladder_or_bowel_change",)]
+    assert fresh_db.rows("SELECT bladder_or_bowel_change, pain_pattern FROM reports WHERE report_id = ?",
+                         [done.report_id]) == [(True, None)]
