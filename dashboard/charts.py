@@ -203,7 +203,8 @@ def response_outcomes(by_tier: pd.DataFrame, labels: dict[str, str] | None = Non
     columns = {metrics.IN_TIME: "answered_in_time", metrics.LATE: "answered_late",
                metrics.PAST_TARGET: "unanswered_past_target", metrics.WITHIN_TARGET: "unanswered_within_target"}
     fig = go.Figure()
-    for response, column in columns.items():
+    for response in metrics.OUTCOME_BARS:  # trace order: a click is read back by metrics.choice_from_click
+        column = columns[response]
         fig.add_trace(go.Bar(
             y=names, x=by_tier[column].tolist(), orientation="h", name=response,
             marker=dict(color=RESPONSE_COLOURS[response], pattern=dict(shape=RESPONSE_PATTERNS[response])),

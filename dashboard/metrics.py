@@ -280,6 +280,25 @@ BEHIND: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# The outcome chart's bars, in the order of its traces (charts.response_outcomes): each is a list of
+# BEHIND, so a click on a bar opens the reports it counts.
+OUTCOME_BARS = (IN_TIME, LATE, PAST_TARGET, WITHIN_TARGET)
+
+
+def choice_from_click(points: list[dict]) -> str | None:
+    """The figure a lead clicked on the outcome chart ("tier: which", as the reports-behind choice
+    names it), from the chart's selection (the first point: its trace, and its tier as customdata)."""
+    if not points:
+        return None
+    point = points[0]
+    trace, tier = point.get("curve_number"), point.get("customdata")
+    if isinstance(tier, (list, tuple)):
+        tier = tier[0] if tier else None
+    if not isinstance(trace, int) or not 0 <= trace < len(OUTCOME_BARS) or not isinstance(tier, str):
+        return None
+    return f"{tier}: {OUTCOME_BARS[trace]}"
+
+
 def behind_choices(df: pd.DataFrame, rules: RuleSet) -> list[tuple[str, str, int]]:
     """(tier, which, count) for every non-empty list behind a figure, highest tier first, late first."""
     out = []

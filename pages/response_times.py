@@ -58,6 +58,8 @@ st.dataframe(by_tier, hide_index=True, width="stretch", key="by_tier", column_co
 
 st.markdown("#### The reports behind a figure")
 counts = {f"{tier}: {which}": n for tier, which, n in metrics.behind_choices(rt.timings, rules)}
+if st.session_state.get("metrics_behind") not in (None, *counts):
+    st.session_state["metrics_behind"] = None  # a bar clicked that lists nothing in this period
 choice = st.selectbox(
     "Show the reports behind", list(counts), index=None, key="metrics_behind",
     format_func=lambda c: f"{rules.tier_by_id[c.split(': ', 1)[0]].label}: {c.split(': ', 1)[1]} ({counts[c]:,})",
@@ -81,7 +83,15 @@ if choice is not None:
 left, right = st.columns(2)
 with left:
     st.markdown("#### What became of each tier's reports")
-    st.plotly_chart(charts.response_outcomes(rt.by_tier, tier_words), key="outcomes", config={"displaylogo": False})
+
+    def clicked() -> None:
+        choice = metrics.choice_from_click(st.session_state["outcomes"].selection.points)
+        if choice is not None:
+            st.session_state["metrics_behind"] = choice
+
+    st.plotly_chart(charts.response_outcomes(rt.by_tier, tier_words), key="outcomes", config={"displaylogo": False},
+                    on_select=clicked, selection_mode="points")
+    st.caption("Click a bar to list the reports it counts, above.")
 with right:
     st.markdown("#### Time to first answer")
     st.plotly_chart(charts.response_ecdf(rt.distribution, targets), key="ecdf", config={"displaylogo": False})

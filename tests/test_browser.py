@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -199,3 +200,37 @@ def test_possible_neutropenic_sepsis_advises_no_paracetamol_and_no_self_care(ser
     referral = _section(page, "Referral and action:")
     assert referral[0].startswith("within 1 hour · IV antibiotics immediately")  # antibiotics first
     _shoot(page, "v2-detail-sepsis")
+
+
+@pytest.fixture(scope="module")
+def served_today(tmp_path_factory, rules):
+    """The sample generated as of today (the response-times page shows the last 90 days from today)."""
+    from dashboard.seed import seed_sample
+
+    path = tmp_path_factory.mktemp("today") / "app.duckdb"
+    seed_sample(Database(path), rules, now=local_now())
+    with streamlit_server(path) as base:
+        yield {"base": base}
+
+
+def test_a_lead_clicks_a_bar_and_sees_the_reports_it_counts(served_today, page):
+    page.set_viewport_size({"width": 1440, "height": 1400})
+    page.goto(served_today["base"])
+    settle(page)
+    act_as(page, "Dana")
+    go_to(page, "Response times")
+    chart = page.locator("[data-testid=stPlotlyChart]").first
+    chart.scroll_into_view_if_needed()
+    bars = chart.locator(".barlayer .point path")
+    bars.first.wait_for(state="visible")
+    # The widest bar: the first answer of the first tier that has any reports.
+    widths = [bars.nth(i).bounding_box()["width"] for i in range(bars.count())]
+    box = bars.nth(max(range(len(widths)), key=widths.__getitem__)).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # as a person clicks
+    settle(page)
+    screenshot(page, "response-times-bar-clicked")
+    # The choice names the clicked bar (a tier and an answer) with its count.
+    chosen = page.get_by_role("combobox", name="Show the reports behind").input_value()
+    answers = "answered in time|answered late|unanswered, past target|unanswered, within target"
+    assert re.fullmatch(rf"(Emergency|Urgent|Soon|Routine): ({answers}) \(\d+\)", chosen), chosen
+    assert page.locator("[data-testid=stDataFrame]").count() >= 2  # the list of reports under the choice

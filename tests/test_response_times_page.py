@@ -77,3 +77,23 @@ def test_a_lead_opens_the_reports_behind_a_figure(lead_page, tier, which):
         assert (shown["answered_by"] != "").all() and (shown["late_by"] != "").all()
     else:
         assert (shown["answered_by"] == "").all() and shown["time_to_answer"].str.startswith("waited ").all()
+
+
+def test_a_click_on_a_bar_opens_the_reports_it_counts(lead_page):
+    """Every bar of the outcome chart, clicked, names the figure whose reports it counts: as many
+    reports as the bar is long, of its tier and its answer."""
+    from dashboard import charts
+
+    _, rt = lead_page
+    fig = charts.response_outcomes(rt.by_tier)
+    clicked = 0
+    for trace_no, trace in enumerate(fig.data):
+        for tier, length in zip(trace.customdata, trace.x):
+            choice = metrics.choice_from_click([{"curve_number": trace_no, "customdata": tier, "x": length}])
+            assert choice == f"{tier}: {trace.name}"
+            listed = metrics.reports_behind(rt.timings, *choice.split(": ", 1))
+            assert len(listed) == length and set(listed["tier"]) <= {tier}
+            clicked += bool(length)
+    assert clicked >= 4
+    assert metrics.choice_from_click([]) is None
+    assert metrics.choice_from_click([{"curve_number": 9, "customdata": "emergency"}]) is None
