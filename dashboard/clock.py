@@ -1,12 +1,13 @@
-"""Time in the service's zone: stored times are local wall-clock times; every duration between two
-of them (a response clock, a time to answer) is measured between the instants they name, so a
-clock that runs across a change of the clocks is right.
+"""Time in the service's zone. Stored times are instants (TIMESTAMPTZ); they are read back in the
+service's time zone, and every duration between two of them (a response clock, a time to answer) is
+a difference of instants, so a clock that runs across a change of the clocks is right.
 
-When the clocks go forward (last Sunday of March, 01:00 GMT becomes 02:00 BST) an hour of wall
-clock does not exist: a report at 00:30 answered at 03:30 was answered in 2 hours, not 3. When
-they go back (last Sunday of October, 02:00 BST becomes 01:00 GMT) the hour from 01:00 to 02:00
-happens twice; a stored time in that hour is read as the first of the two (as the triage contract
-reads it).
+Times that arrive without a zone (a form's date and time, the triage contract, a sample file) are
+local wall-clock times. When the clocks go forward (last Sunday of March, 01:00 GMT becomes 02:00
+BST) an hour of wall clock does not exist: such a time is moved forward. When they go back (last
+Sunday of October, 02:00 BST becomes 01:00 GMT) the hour from 01:00 to 02:00 happens twice: a wall
+time in it is read as the first of the two (as the triage contract reads it); a stored instant
+in it is never ambiguous.
 """
 
 from __future__ import annotations
@@ -35,8 +36,29 @@ def instant(value: datetime) -> pd.Timestamp:
     return instants(pd.Series([value])).iloc[0]
 
 
+def aware(value: datetime) -> datetime:
+    """A time as an instant in the service's zone (a wall-clock time read as :func:`instants` reads it)."""
+    return instant(value).tz_convert(_zone()).to_pydatetime()
+
+
+def wall(value: datetime) -> datetime:
+    """A time as the service's naive wall-clock time (for the code that counts in wall-clock days)."""
+    if value.tzinfo is None:
+        return value
+    return pd.Timestamp(value).tz_convert(_zone()).tz_localize(None).to_pydatetime()
+
+
+def aware_frame(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """The frame with each named column of wall-clock times as instants (UTC), ready to store."""
+    out = frame.copy()
+    for col in columns:
+        if col in out.columns and pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = instants(out[col])
+    return out
+
+
 def local(values: pd.Series) -> pd.Series:
-    """UTC instants as local wall-clock times (naive), as they are stored and shown."""
+    """Instants as local wall-clock times (naive), for counting in wall-clock days."""
     return values.dt.tz_convert(_zone()).dt.tz_localize(None)
 
 

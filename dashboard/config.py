@@ -62,5 +62,5 @@ def get_settings() -> Settings:
 
 
 def local_now() -> datetime:
-    """Now, as the naive local wall-clock time every stored timestamp uses."""
-    return datetime.now(get_settings().tz).replace(tzinfo=None, microsecond=0)
+    """Now, an instant in the service's time zone (to the second)."""
+    return datetime.now(get_settings().tz).replace(microsecond=0)

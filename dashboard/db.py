@@ -107,7 +107,11 @@ class Database:
                 # One connect at a time in this process: a second thread must not pick up the
                 # shared database instance before the first has finished setting it up.
                 with _CONNECT_LOCK:
-                    return duckdb.connect(str(self.path), config=config)
+                    con = duckdb.connect(str(self.path), config=config)
+                # Times are instants (TIMESTAMPTZ); calendar days, casts and the values read back
+                # are in the service's time zone.
+                con.execute("SET TimeZone = $tz", {"tz": settings.timezone})
+                return con
             except duckdb.Error as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:

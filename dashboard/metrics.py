@@ -98,7 +98,7 @@ closed AS (
 ),
 seq AS (
     SELECT o.report_id,
-           max(coalesce(c.resolved_at, 'infinity'::TIMESTAMP)) OVER (
+           max(coalesce(c.resolved_at, 'infinity'::TIMESTAMPTZ)) OVER (
                PARTITION BY o.patient_id ORDER BY o.reported_at, o.report_id
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) > o.reported_at AS is_repeat
     FROM reports o LEFT JOIN closed c ON c.report_id = o.report_id

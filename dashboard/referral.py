@@ -80,7 +80,7 @@ def _regimen(regimens: pd.DataFrame, reported_at: Any) -> str:
     """The regimen started most recently by the report's day."""
     if regimens.empty:
         return "none recorded"
-    started = regimens[pd.to_datetime(regimens["start_date"]) <= pd.Timestamp(reported_at).normalize()]
+    started = regimens[pd.to_datetime(regimens["start_date"]).dt.date <= pd.Timestamp(reported_at).date()]
     if started.empty:
         return "none started by the report"
     current = started.sort_values("start_date").iloc[-1]

@@ -143,7 +143,7 @@ def retriage(
     select = (
         f"SELECT report_id, tier, rule_ids, leading_causes, causes, unrecognised_drugs, {KEY_SQL} AS guidance_key,"
         f" {minutes} AS respond_within_minutes, reported_at + to_minutes({minutes}) AS respond_by,"
-        f" $version::VARCHAR AS rules_version, $now::TIMESTAMP AS triaged_at"
+        f" $version::VARCHAR AS rules_version, $now::TIMESTAMPTZ AS triaged_at"
         f" FROM ({triage_sql(rules, cases, doses, details=False)})"
     )
     if filtered:

@@ -25,7 +25,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from dashboard import clock
 from dashboard.config import get_settings
 from dashboard.db import Database, DatabaseError, run
 from dashboard.identity import CREATED_BY, MARK_KEYS, is_generated
@@ -132,11 +134,14 @@ def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datet
     db.migrate()
     progress("migrated")
 
+    wall_now = clock.wall(now)  # the generator counts in wall-clock time
+
     def work(con: duckdb.DuckDBPyConnection) -> float:
         _require_empty(con, db.path)
         progress("loading")
         for table in LOAD_ORDER:
-            frame = getattr(data, table)
+            # The generator's wall-clock times stored as the instants they name.
+            frame = clock.aware_frame(getattr(data, table), TIME_COLUMNS.get(table, ()))
             src = pa.Table.from_pandas(frame, preserve_index=False)
             con.register("bl_src", src)
             cols = ", ".join(f'"{c}"' for c in frame.columns)
@@ -148,7 +153,9 @@ def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datet
         stats = retriage(con, rules, now=now, record_changes=False)
         _release_memory()
         progress("events")
-        events = _events(con, rules, data, now=now, seed=seed)
+        events = _events(con, rules, data, now=wall_now, seed=seed)
+        events = events.set_column(events.schema.get_field_index("acted_at"), "acted_at", pc.assume_timezone(
+            events.column("acted_at"), timezone=get_settings().timezone, ambiguous="earliest", nonexistent="latest"))
         con.register("bl_src", events)
         cols = ", ".join(f'"{c}"' for c in events.column_names)
         run(con, f"INSERT INTO events ({cols}) SELECT {cols} FROM bl_src")
@@ -313,7 +320,7 @@ def write_sample_files(db: Database, folder: Path) -> list[Path]:
 
 
 def generate_sample(*, patients: int, reports: int, seed: int, now: datetime) -> SampleData:
-    return generate(patients=patients, reports=reports, seed=seed, as_of=now)
+    return generate(patients=patients, reports=reports, seed=seed, as_of=clock.wall(now))
 
 
 def seed_sample(db: Database, rules: RuleSet, *, now: datetime, patients: int = DEFAULT_SAMPLE["patients"],

@@ -1,7 +1,8 @@
 """Drug-effect windows: the one definition of a window and of a day, for the engine and the timeline.
 
-A day is the calendar date of a stored time (stored times are the service's local wall-clock
-times), in Python ``day_of`` and in SQL ``DAY_SQL``. An effect's onset window counts calendar days
+A day is the calendar date of a stored time in the service's time zone (stored times are instants,
+read in that zone; a wall-clock time is its own date), in Python ``day_of`` and in SQL ``DAY_SQL``
+(the connection's TimeZone is the service's). An effect's onset window counts calendar days
 after a dose: day 0 is the dose's own date, and a window "1-3" covers days 1, 2 and 3. A report fits
 a window when its onset day (the report's day less the days the pain has lasted; the report's own
 day when the duration is unknown) is one of the window's days and the dose was given at or before
@@ -50,13 +51,17 @@ def window_days(effect: Effect, given_at: Any) -> tuple[date, date | None]:
 
 def band(first: date, last: date | None, *, until: datetime | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """A window's days as a band of time: from local midnight of its first day to local midnight after
-    its last (an open-ended window runs to ``until``)."""
-    start = pd.Timestamp(first)
+    its last (an open-ended window runs to ``until``), as instants in the service's zone."""
+    from dashboard.clock import instant
+    from dashboard.config import get_settings
+
+    zone = get_settings().timezone
+    start = pd.Timestamp(first).tz_localize(zone)
     if last is None:
         if until is None:
             raise ValueError("an open-ended window needs an end")
-        return start, pd.Timestamp(until)
-    return start, pd.Timestamp(last) + pd.Timedelta(days=1)
+        return start, instant(until).tz_convert(zone)
+    return start, (pd.Timestamp(last) + pd.Timedelta(days=1)).tz_localize(zone)
 
 
 def onset_day(reported_at: Any, duration_days: int | None) -> date:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dashboard import clock
 from dashboard.access import Action, Forbidden, User, require, require_panels, require_patient_panel
 from dashboard.db import Database, run
 from dashboard.labels import ESCALATION_LABELS, OUTCOME_LABELS
@@ -203,6 +204,7 @@ def act(db: Database, user: User, now: datetime, **fields) -> ActionResult:
     request = validate_action(**fields)
     require(user, Action(request.action))
     ids = list(dict.fromkeys(request.report_ids))
+    now = clock.aware(now)  # stored as the instant it names
 
     def work(con: duckdb.DuckDBPyConnection) -> ActionResult:
         p = {"ids": ids}
@@ -283,7 +285,8 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
         new = NewReport.model_validate(fields)
     except ValidationError as exc:
         raise InputError(errors_of(exc)) from None
-    if new.report.reported_at > now:
+    now = clock.aware(now)
+    if clock.aware(new.report.reported_at) > now:
         raise InputError([("report.reported_at", "is in the future")])
     unasked = sorted(set(new.unasked))
     if unasked:
@@ -295,7 +298,8 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
             raise InputError([("patient_id", f"unknown patient {new.patient_id!r}")])
         require_patient_panel(user, new.patient_id, panel[0][0])  # a nurse enters reports for their own panels
         cols = list(ReportIn.model_fields)
-        values = [getattr(new.report, c) for c in cols]
+        # Times as the instants they name (a wall-clock time in the repeated hour: its first occurrence).
+        values = [clock.aware(v) if isinstance(v, datetime) else v for v in (getattr(new.report, c) for c in cols)]
         same = con.execute(
             "SELECT report_id FROM reports WHERE patient_id = ? AND entered_by = ? AND "
             + " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in cols) + " AND note IS NOT DISTINCT FROM ?",
@@ -312,7 +316,7 @@ def submit_report(db: Database, rules: RuleSet, user: User, now: datetime, **fie
         for field in unasked:
             run(con, "INSERT INTO report_unasked (report_id, field) VALUES (?, ?)", [report_id, field])
         run(con, "INSERT INTO open_reports (report_id, patient_id, panel_id, reported_at) VALUES (?, ?, ?, ?)",
-            [report_id, new.patient_id, panel[0][0], new.report.reported_at])
+            [report_id, new.patient_id, panel[0][0], clock.aware(new.report.reported_at)])
         retriage(con, rules, now=now, report_ids=[report_id], record_changes=False)
         tier, rule_ids, causes = con.execute(
             "SELECT tier, rule_ids, causes FROM triage_results WHERE report_id = ?", [report_id]).fetchall()[0]

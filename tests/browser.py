@@ -114,6 +114,20 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+def scroll_to(locator, attempts: int = 3) -> None:
+    """Scroll an element into view; the live queue redraws itself every few seconds, so an element
+    found just before a redraw is looked up again."""
+    from playwright.sync_api import Error
+
+    for attempt in range(attempts):
+        try:
+            locator.scroll_into_view_if_needed()
+            return
+        except Error as exc:
+            if "not attached" not in str(exc) or attempt == attempts - 1:
+                raise
+
+
 def stable_box(page, locator, timeout: float = 10.0) -> dict:
     """The element's box once the layout has stopped moving (the same over two animation frames):
     a canvas grid is clicked by position, so a box read mid-layout would click the wrong row."""
@@ -131,7 +145,7 @@ def stable_box(page, locator, timeout: float = 10.0) -> dict:
 def click_grid_row(page, row: int, grid_index: int = 0) -> None:
     """Click the selection checkbox of a row of a st.dataframe (a canvas grid: by position)."""
     grid = page.locator("[data-testid=stDataFrame]").nth(grid_index)
-    grid.scroll_into_view_if_needed()
+    scroll_to(grid)
     box = stable_box(page, grid)
     header, height = 35, 35
     page.mouse.click(box["x"] + 14, box["y"] + header + height * row + height / 2)

@@ -11,7 +11,7 @@ from dashboard.access import Role, User
 from dashboard.config import local_now
 from dashboard.db import Database
 from dashboard.workflow import submit_report
-from tests.browser import act_as, click_grid_row, go_to, screenshot, settle, streamlit_server
+from tests.browser import act_as, click_grid_row, go_to, screenshot, scroll_to, settle, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -220,7 +220,7 @@ def test_a_lead_clicks_a_bar_and_sees_the_reports_it_counts(served_today, page):
     act_as(page, "Dana")
     go_to(page, "Response times")
     chart = page.locator("[data-testid=stPlotlyChart]").first
-    chart.scroll_into_view_if_needed()
+    scroll_to(chart)
     bars = chart.locator(".barlayer .point path")
     bars.first.wait_for(state="visible")
     # The widest bar: the first answer of the first tier that has any reports.

@@ -12,7 +12,7 @@ from dashboard.access import Role, User
 from dashboard.config import local_now
 from dashboard.db import Database
 from dashboard.workflow import act, submit_report
-from tests.browser import act_as, click_grid_row, screenshot, settle, streamlit_server
+from tests.browser import act_as, click_grid_row, screenshot, scroll_to, settle, streamlit_server
 
 pytestmark = pytest.mark.browser
 HOSTILE = "<img src=x onerror=\"window.__hacked=1\">"
@@ -89,8 +89,7 @@ def test_hostile_text_from_the_database_is_shown_as_text(served, page):
     assert HOSTILE in banner.inner_text()
     note = page.locator("[data-testid=stText]").filter(has_text="Rang at night.").first
     assert note.inner_text().splitlines() == ["Rang at night.", HOSTILE]
-    history = page.locator("[data-testid=stDataFrame]").last
-    history.scroll_into_view_if_needed()
+    scroll_to(page.locator("[data-testid=stDataFrame]").last)  # the history
     assert page.locator("strong", has_text="loud").count() == 0
     assert fetched == []
     screenshot(page, "queue-hostile-text-as-text")

@@ -13,6 +13,11 @@ from dashboard.timeline import patient_timeline
 NOW = datetime(2026, 11, 20, 12, 0)
 
 
+def local(day: str) -> pd.Timestamp:
+    """Local midnight of a day, as an instant in the service's zone (where every band starts and ends)."""
+    return pd.Timestamp(day).tz_localize("Europe/London")
+
+
 @pytest.fixture(scope="module")
 def tl(sample_db, rules):
     """The timeline of a patient on TCHP (pegfilgrastim, docetaxel, trastuzumab) with reports."""
@@ -62,22 +67,33 @@ def _bands(fig) -> set[tuple[str, pd.Timestamp, pd.Timestamp, str]]:
     return out
 
 
+def _midnight(value) -> pd.Timestamp:
+    """Local midnight of a time's day, in the service's zone."""
+    t = pd.Timestamp(value)
+    t = t.tz_convert("Europe/London") if t.tz is not None else t
+    return pd.Timestamp(t.date()).tz_localize("Europe/London")
+
+
+def _days(midnight: pd.Timestamp, n: int) -> pd.Timestamp:
+    """Local midnight n calendar days later (a day across a change of the clocks is 23 or 25 hours)."""
+    return pd.Timestamp(midnight.date() + pd.Timedelta(days=n)).tz_localize("Europe/London")
+
+
 def _expected_bands(rules, doses: pd.DataFrame, now: datetime) -> set[tuple[str, pd.Timestamp, pd.Timestamp, str]]:
     """The bands drugs.yaml asks for, worked out here: an onset window start_day..end_day counts calendar
     days after the dose's date (day 0), so its band runs from midnight starting day start_day to midnight
     ending day end_day; an open-ended window runs from the first dose to the end of today."""
     out = set()
     for d in doses.itertuples():
-        day = pd.Timestamp(d.given_at).normalize()
+        day = _midnight(d.given_at)
         for e in rules.effects_for(d.generic):
             w = e.onset_window
             fill = charts.WINDOW_FILL if e.back_pain else charts.LONG_WINDOW_FILL
             if w.end_day is None:
-                first = pd.Timestamp(doses.loc[doses["generic"] == d.generic, "given_at"].min()).normalize()
-                out.add((d.generic, first + pd.Timedelta(days=w.start_day),
-                         pd.Timestamp(now).normalize() + pd.Timedelta(days=1), fill))
+                first = _midnight(doses.loc[doses["generic"] == d.generic, "given_at"].min())
+                out.add((d.generic, _days(first, w.start_day), _days(_midnight(now), 1), fill))
             else:
-                out.add((d.generic, day + pd.Timedelta(days=w.start_day), day + pd.Timedelta(days=w.end_day + 1), fill))
+                out.add((d.generic, _days(day, w.start_day), _days(day, w.end_day + 1), fill))
     return out
 
 
@@ -88,11 +104,11 @@ def test_timeline_bands_start_and_end_at_the_rules_window_days(tl, rules):
     assert bands == _expected_bands(rules, tl.doses, NOW)
     # Two worked by hand. Pegfilgrastim, days 0-4: given Fri 29 May 11:37, a band from the start of
     # 29 May to the end of 2 Jun.
-    assert ("pegfilgrastim", pd.Timestamp("2026-05-29"), pd.Timestamp("2026-06-03"), charts.WINDOW_FILL) in bands
+    assert ("pegfilgrastim", local("2026-05-29"), local("2026-06-03"), charts.WINDOW_FILL) in bands
     # Docetaxel, days 1-3: given 28 May 11:48, a band from the start of 29 May to the end of 31 May.
-    assert ("docetaxel", pd.Timestamp("2026-05-29"), pd.Timestamp("2026-06-01"), charts.WINDOW_FILL) in bands
+    assert ("docetaxel", local("2026-05-29"), local("2026-06-01"), charts.WINDOW_FILL) in bands
     # Its neuropathy window (day 0 on, not a back-pain window) from the first dose to the end of today.
-    assert ("docetaxel", pd.Timestamp("2026-05-28"), pd.Timestamp("2026-11-21"), charts.LONG_WINDOW_FILL) in bands
+    assert ("docetaxel", local("2026-05-28"), local("2026-11-21"), charts.LONG_WINDOW_FILL) in bands
 
 
 def test_timeline_band_edges_at_the_turn_of_the_day(rules):
@@ -111,8 +127,8 @@ def test_timeline_band_edges_at_the_turn_of_the_day(rules):
                   windows=effect_windows(rules, doses, NOW), reports=reports,
                   events=pd.DataFrame(columns=["report_id", "acted_at", "action", "actor", "note"]))
     bands = _bands(charts.timeline_figure(tl, now=NOW))
-    assert ("pegfilgrastim", pd.Timestamp("2026-11-02"), pd.Timestamp("2026-11-07"), charts.WINDOW_FILL) in bands
-    assert ("docetaxel", pd.Timestamp("2026-11-04"), pd.Timestamp("2026-11-07"), charts.WINDOW_FILL) in bands
+    assert ("pegfilgrastim", local("2026-11-02"), local("2026-11-07"), charts.WINDOW_FILL) in bands
+    assert ("docetaxel", local("2026-11-04"), local("2026-11-07"), charts.WINDOW_FILL) in bands
     assert bands == _expected_bands(rules, doses, NOW)
 
 
@@ -242,13 +258,13 @@ def test_windows_count_calendar_days_from_each_dose_and_run_with_a_course(rules)
     w = tl.windows
     taxane = w[w["cause"] == "taxane_acute_pain"].sort_values("start")
     # Days 1-3 after each docetaxel dose: from the day after the dose to the end of day 3.
-    assert list(taxane["start"]) == [pd.Timestamp("2026-10-21"), pd.Timestamp("2026-11-11")]
-    assert list(taxane["end"]) == [pd.Timestamp("2026-10-24"), pd.Timestamp("2026-11-14")]
+    assert list(taxane["start"]) == [local("2026-10-21"), local("2026-11-11")]
+    assert list(taxane["end"]) == [local("2026-10-24"), local("2026-11-14")]
     assert taxane["back_pain"].all()
     # Aromatase-inhibitor symptoms from day 14 of the course until it stopped; not a back-pain window.
     (ai,) = w[w["cause"] == "ai_arthralgia"].itertuples()
-    assert (ai.start, ai.end, ai.back_pain) == (pd.Timestamp("2025-06-15"), pd.Timestamp("2026-10-01"), False)
+    assert (ai.start, ai.end, ai.back_pain) == (local("2025-06-15"), local("2026-10-01"), False)
     fig = charts.timeline_figure(tl, now=NOW)
     fills = {(pd.Timestamp(s.x0), s.fillcolor) for s in fig.layout.shapes if s.type == "rect"}
-    assert (pd.Timestamp("2026-10-21"), charts.WINDOW_FILL) in fills
-    assert (pd.Timestamp("2025-06-15"), charts.LONG_WINDOW_FILL) in fills
+    assert (local("2026-10-21"), charts.WINDOW_FILL) in fills
+    assert (local("2025-06-15"), charts.LONG_WINDOW_FILL) in fills

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
+from dashboard import clock
 from dashboard.db import Database
 from dashboard.models import TriageCase, ReportIn
 from dashboard.sample import CONTINUOUS_DRUGS, DRUG_NAMES, NEUROTOXIC_DRUGS, TRIAL_DRUGS, generate
@@ -143,7 +144,8 @@ def test_the_default_sample_loads_and_ends_now(sample_db):
     meta = sample_db.meta()
     assert meta["created_by"] == "backline seed" and meta["synthetic"] == "true"
     last = sample_db.scalar("SELECT max(reported_at) FROM reports")
-    assert last <= SEED_NOW and (SEED_NOW - last).total_seconds() < 24 * 3600
+    now = clock.aware(SEED_NOW)  # stored times are instants
+    assert last <= now and (now - last).total_seconds() < 24 * 3600
     counts = dict(sample_db.rows(
         "SELECT 'patients', count(*) FROM patients UNION ALL SELECT 'reports', count(*) FROM reports "
         "UNION ALL SELECT 'results', count(*) FROM triage_results UNION ALL SELECT 'panels', count(*) FROM panels"))
@@ -161,7 +163,7 @@ def test_sample_loaded_later_is_moved_to_that_day(tmp_path, rules):
     db = Database(tmp_path / "later.duckdb")
     stats = seed_from_files(db, rules, ROOT / "sample_data", now=later)
     last = db.scalar("SELECT max(reported_at) FROM reports")
-    assert last <= later and (later - last).days < 2
+    assert last <= clock.aware(later) and (clock.aware(later) - last).days < 2
     assert db.scalar("SELECT count(*) FROM events WHERE acted_at > ?", [later]) == 0
     assert stats.open_reports > 0
 

@@ -4,11 +4,12 @@ a history entry for each open report whose tier moves."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import duckdb
 import pytest
 
+from dashboard import clock
 from dashboard.db import Database, migrations, run
 from dashboard.retriage import preview_changes, upgrade
 
@@ -56,6 +57,11 @@ def _rows(db: Database, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+def _walls(rows: list[tuple]) -> list[tuple]:
+    """Rows with each stored instant as the service's wall-clock time (what version 1 stored)."""
+    return [tuple(clock.wall(v) if isinstance(v, datetime) else v for v in row) for row in rows]
+
+
 def test_upgrade_keeps_every_row_and_retriages_with_history(tmp_path, rules):
     db = _version_1_database(tmp_path / "v1.duckdb")
     events_before = _rows(db, "SELECT * FROM events ORDER BY event_id")
@@ -63,20 +69,21 @@ def test_upgrade_keeps_every_row_and_retriages_with_history(tmp_path, rules):
 
     applied, stats = upgrade(db, rules, now=NOW)
 
-    assert applied == [4, 5]
+    assert applied == [4, 5, 6]
     assert stats is not None and stats.reports == 2 and stats.changed_open == 1
     # The audit trail is the same, event for event, with one entry added for the moved report.
     after = _rows(db, "SELECT * FROM events ORDER BY event_id")
     # Columns added later (migration 005's request_id) come last and are empty on the old rows.
     width = len(events_before[0])
-    assert [row[:width] for row in after[: len(events_before)]] == events_before
+    assert _walls([row[:width] for row in after[: len(events_before)]]) == events_before
     assert all(v is None for row in after[: len(events_before)] for v in row[width:])
     added = after[len(events_before):]
     assert len(added) == 1
     report_id, tier_before, tier_after, note = added[0][1], added[0][7], added[0][8], added[0][10]
     assert (report_id, tier_before, tier_after) == ("R-1", "emergency", "urgent")
     assert "from emergency to urgent" in note and "U1" in note and "U3" in note
-    assert _rows(db, "SELECT report_id, reported_at, pain_score, location FROM reports ORDER BY 1") == reports_before
+    assert _walls(_rows(db, "SELECT report_id, reported_at, pain_score, location FROM reports ORDER BY 1")) == (
+        reports_before)
     # New fields take their defaults; every result is under the current rules.
     assert _rows(db, "SELECT pain_pattern, saddle_numbness, confusion_or_drowsiness, thirst_or_polyuria"
                      " FROM reports WHERE report_id = 'R-1'") == [(None, False, False, False)]
@@ -104,3 +111,24 @@ def test_preview_writes_nothing_and_matches_what_retriage_applies(tmp_path, rule
     _, stats = upgrade(db, rules, now=NOW)
     moved = _rows(db, "SELECT report_id, tier_before, tier_after FROM events WHERE action = 'retriaged'")
     assert moved == [("R-1", "emergency", "urgent")] and stats.changed_open == len(preview)
+
+
+def test_stored_times_become_the_instants_they_named(tmp_path):
+    """Migration 006: each wall-clock time becomes the instant it named in the service's zone; one in
+    the hour the clocks go back (25 October 2026, 01:00-02:00 twice) is its first occurrence (BST)."""
+    db = _version_1_database(tmp_path / "v1.duckdb")
+    with db.connect() as con:
+        run(con, "INSERT INTO events (report_id, acted_at, actor, actor_name, role, action, rules_version, note)"
+                 " VALUES ('R-1', TIMESTAMP '2026-10-25 01:30', 'N0001', 'Helen Costa', 'nurse', 'note', 'v1rules',"
+                 " 'in the repeated hour')")
+    db.migrate()
+    got = dict(_rows(db, "SELECT note, epoch(acted_at) FROM events WHERE note IS NOT NULL"))
+    assert got["in the repeated hour"] == datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc).timestamp()
+    assert _rows(db, "SELECT epoch(reported_at) FROM reports WHERE report_id = 'R-1'") == [
+        (datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc).timestamp(),)]  # GMT in November
+    assert _rows(db, "SELECT epoch(given_at) FROM administrations") == [
+        (datetime(2024, 1, 10, 9, 0, tzinfo=timezone.utc).timestamp(),)]
+    assert {t for (t,) in _rows(db, "SELECT data_type FROM information_schema.columns WHERE column_name IN "
+                                    "('reported_at', 'received_at', 'acted_at', 'given_at', 'stopped_at', "
+                                    "'respond_by', 'triaged_at') AND table_name <> 'schema_migrations'")} == {
+        "TIMESTAMP WITH TIME ZONE"}

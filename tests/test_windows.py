@@ -39,7 +39,7 @@ def test_every_report_lies_inside_the_bands_the_engine_names_and_outside_the_oth
     for r in reports.itertuples():
         duration = None if pd.isna(r.duration_days) else int(r.duration_days)
         # The onset as an instant: local midnight of the report's day less the days the pain has lasted.
-        onset = pd.Timestamp(windows.onset_day(r.reported_at, duration))
+        onset = pd.Timestamp(windows.onset_day(r.reported_at, duration)).tz_localize("Europe/London")
         listed = found[r.report_id]["drug_effects"]
         for j, effect in enumerate(rules.back_pain_effects):
             named = [e for e in listed if _effect_of(rules, e["cause"], e["drug"]) is effect]
@@ -76,15 +76,21 @@ def test_the_timeline_draws_the_bands_of_effect_windows(sample_db, rules):
     pd.testing.assert_frame_equal(tl.windows, timeline.effect_windows(rules, doses, SEED_NOW))
     peg = tl.windows[tl.windows["drug"] == "pegfilgrastim"].iloc[0]
     given = pd.Timestamp(peg["given_at"])
-    # Days 0-4: from local midnight of the dose's day to midnight after day 4.
-    assert (peg["start"], peg["end"]) == (given.normalize(), given.normalize() + timedelta(days=5))
+    # Days 0-4: from local midnight of the dose's day to midnight after day 4 (instants in the zone).
+    day = given.date()
+    assert (peg["start"], peg["end"]) == (pd.Timestamp(day).tz_localize("Europe/London"),
+                                          pd.Timestamp(day + timedelta(days=5)).tz_localize("Europe/London"))
 
 
 def test_a_day_is_the_calendar_date_of_the_stored_time(rules):
     taxane = _effect_of(rules, "taxane_acute_pain", "docetaxel")
     given = datetime(2026, 10, 24, 23, 30)  # the night before the clocks go back
     assert windows.window_days(taxane, given) == (datetime(2026, 10, 25).date(), datetime(2026, 10, 27).date())
-    assert windows.band(*windows.window_days(taxane, given)) == (pd.Timestamp("2026-10-25"), pd.Timestamp("2026-10-28"))
+    # From local midnight of the first day to local midnight after the last: 25 October is 25 hours long.
+    start, end = windows.band(*windows.window_days(taxane, given))
+    assert (start, end) == (pd.Timestamp("2026-10-25").tz_localize("Europe/London"),
+                            pd.Timestamp("2026-10-28").tz_localize("Europe/London"))
+    assert (end - start) == pd.Timedelta(hours=3 * 24 + 1)
     # 00:30 the next day is day 1, an hour after the dose.
     assert windows.effect_fit(taxane, given, datetime(2026, 10, 25, 0, 30), 0) == "explained"
     assert windows.effect_fit(taxane, given, datetime(2026, 10, 24, 23, 45), 0) is None  # day 0
