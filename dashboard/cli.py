@@ -191,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not db_path.exists():
         seed_args = argparse.Namespace(
             rules=args.rules, db=str(db_path), force=False, patients=None, reports=None, seed=None,
-            sample=None, write_sample=None, as_of=None,
+            sample=None, write_sample=None, as_of=None, progress=False,
         )
         code = cmd_seed(seed_args)
         if code:

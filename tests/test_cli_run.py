@@ -13,3 +13,31 @@ def test_run_refuses_a_named_database_that_does_not_exist(tmp_path):
         assert done.returncode == 4
         assert b"does not exist" in done.stderr and str(target).encode() in done.stderr
         assert not target.parent.exists()
+
+
+def test_only_the_default_sample_is_built_on_first_use_and_then_served(tmp_path, monkeypatch):
+    """With no database named, `backline run` builds the default sample where the settings put it
+    (marked synthetic, for demo mode), then serves it; a second run finds it and builds nothing."""
+    import os
+
+    from dashboard import cli
+    from dashboard.config import get_settings
+    from dashboard.db import Database
+    from dashboard.identity import is_generated
+
+    default = tmp_path / "data" / "backline.duckdb"
+    monkeypatch.delenv("BACKLINE_DB", raising=False)
+    get_settings.cache_clear()
+    monkeypatch.setattr(get_settings(), "db", default)
+    served = []
+    monkeypatch.setattr(os, "execvpe", lambda exe, cmd, env: served.append((cmd, env["BACKLINE_DB"])))
+    try:
+        assert cli.main(["run", "--port", "8599"]) == 0
+        assert default.exists() and is_generated(Database(default).meta())
+        assert served and served[0][1] == str(default) and "streamlit_app.py" in " ".join(served[0][0])
+        built = default.stat().st_mtime_ns
+        assert cli.main(["run", "--port", "8599"]) == 0
+        assert len(served) == 2 and Database(default).scalar("SELECT count(*) FROM reports") > 3000
+        assert default.stat().st_mtime_ns >= built
+    finally:
+        get_settings.cache_clear()
