@@ -85,13 +85,10 @@ UNSURE = "unsure"
 def answer(choice: str | None) -> str | None:
     """A form's choice as the contract's value: "not sure" is unknown (null)."""
     return None if choice in (None, UNSURE) else choice
-# The order a nurse reads them in: neurology first, then infection, then the rest.
-RED_FLAG_ORDER = [
-    "leg_weakness", "difficulty_walking", "leg_numbness", "saddle_numbness", "bladder_or_bowel_change",
-    "radiating_pain", "rigors", "feels_unwell", "confusion_or_drowsiness", "thirst_or_polyuria", "worse_at_night",
-    "worse_on_straining", "worse_on_movement", "localised_tenderness", "after_minor_strain",
-    "uncontrolled_by_analgesia", "hand_foot_tingling",
-]
+
+
+# The order a nurse reads them in (the phone form's order): neurology first, then infection, then the rest.
+RED_FLAG_ORDER = [flag for group in FLAG_GROUPS.values() for flag in group]
 ACTION_LABELS = {
     "acknowledge": "Acknowledged",
     "call_back": "Call-back",

@@ -315,3 +315,17 @@ def test_the_phone_reports_note_is_in_its_history(app_db):
     history = at.dataframe[-1].value
     assert history.iloc[0]["What"] == "Reported by phone" and history.iloc[0]["Note"] == note
     assert [t.value for t in at.text] == [note]  # shown as typed in the detail too
+
+
+def test_who_is_acting_is_shown_beside_every_action(app_db):
+    """Every form and button that records an action says, beside it, who will be recorded."""
+    rid = an_open_report(app_db, nurse_panel(app_db), unanswered=True)
+    at = open_on(open_app(PHYSICIAN), rid)
+    name = app_db.scalar("SELECT name FROM staff WHERE staff_id = ?", [PHYSICIAN])
+    acting = f"Acting as **{plain(name)}** (physician)"
+    order = [(getattr(e, "type", ""), str(getattr(e, "value", ""))) for e in _in_order(at.main)]
+    captions = [i for i, (kind, value) in enumerate(order) if kind == "caption" and value == acting]
+    # One beside the acknowledge and take buttons, and one in each of the five forms (physicians override).
+    assert len(captions) == 6, order
+    where_act = order.index(("markdown", "#### Act on this report"))
+    assert all(i > where_act for i in captions)

@@ -200,3 +200,14 @@ def test_the_phone_form_records_nothing_that_nobody_chose(fresh_db, rules):
         ("bladder_or_bowel_change",)]
     assert fresh_db.rows("SELECT bladder_or_bowel_change, pain_pattern FROM reports WHERE report_id = ?",
                          [done.report_id]) == [(True, None)]
+
+
+def test_the_phone_form_asks_every_red_flag_of_a_report_once():
+    """A yes/no field of the report the form did not ask would be stored as "no" unasked: the form's
+    groups hold every one, once, and the words a nurse reads follow the same order."""
+    from dashboard.labels import FLAG_GROUPS, FLAG_QUESTIONS, RED_FLAG_ORDER
+    from dashboard.models import REPORT_FLAGS
+
+    asked = [flag for group in FLAG_GROUPS.values() for flag in group]
+    assert sorted(asked) == sorted(REPORT_FLAGS) and len(asked) == len(set(asked))
+    assert set(FLAG_QUESTIONS) == set(REPORT_FLAGS) and RED_FLAG_ORDER == asked
