@@ -322,6 +322,9 @@ def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any
     detail["duration_days"] = None if not _present(detail.get("duration_days")) else int(detail["duration_days"])
     detail["events"] = events
     detail["taken_by"] = taken_by(events)
+    # The red flags in words, by the rules' own thresholds (a fever, a low temperature).
+    detail["red_flag_words"] = red_flags(detail, fever_c=rules.parameter("neutropenic_fever_c"),
+                                         low_c=rules.parameter("neutropenic_low_temperature_c"))
     detail["explained"] = explain(
         rules, tier=detail["triage_tier"], rule_ids=detail["rule_ids"], leading=detail["leading_causes"],
         causes=detail["causes"], unrecognised=detail["unrecognised_drugs"], drug_effects=detail["drug_effects"],

@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard import charts, queue, ui, workflow
 from dashboard.access import Action, Page
 from dashboard.labels import (ESCALATION_LABELS, ONSET_LABELS, ONSET_QUESTION, OUTCOME_LABELS,
-                              PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, duration, red_flags, report_answers)
+                              PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, duration, report_answers)
 from dashboard.models import InputError
 from dashboard.timeline import record_lines
 
@@ -203,9 +203,7 @@ now = ui.local_now()
 open_frame = ui.cached_open_reports(path, (detail["panel_id"],), ctx.version)
 group = queue.group_members(open_frame, report_id) if detail["is_open"] else [report_id]
 
-flags = red_flags(detail, fever_c=rules.parameter("neutropenic_fever_c"),
-                  low_c=rules.parameter("neutropenic_low_temperature_c"))
-st.markdown(f"**Red flags:** {ui.plain(', '.join(flags) or 'none reported')}  \n**Answers:** "
+st.markdown(f"**Red flags:** {ui.plain(', '.join(detail['red_flag_words']) or 'none reported')}  \n**Answers:** "
             + ui.plain(" · ".join(report_answers(detail))))
 if detail["unasked"]:
     st.warning("**Could not ask** (counted as yes for the triage): " + ui.plain(", ".join(
