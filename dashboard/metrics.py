@@ -154,6 +154,15 @@ def _local(values: pd.Series) -> pd.Series:
     return clock.local(values) if values.dt.tz is not None else values
 
 
+def _against_target(took: np.ndarray, done: np.ndarray, waited: np.ndarray, target: np.ndarray,
+                    labels: tuple[str, str, str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each report against a target: (in time, late, not done past the target, not done within it),
+    and the minutes it counts with (the time taken; the time waited so far once past the target)."""
+    in_time, late, past, within = labels
+    verdict = np.select([done & (took <= target), done, waited > target], [in_time, late, past], within).astype(object)
+    return verdict, np.where(done, took, np.where(verdict == past, waited, np.nan))
+
+
 def classify(frame: pd.DataFrame, rules: RuleSet, now: datetime, in_hours: tuple[int, int] = (8, 18)) -> pd.DataFrame:
     """Each report's targets, times, response and resolution as of ``now``, in or out of hours, week."""
     df = frame.copy()
@@ -161,21 +170,13 @@ def classify(frame: pd.DataFrame, rules: RuleSet, now: datetime, in_hours: tuple
     df["target_minutes"] = df["tier"].map({t: rules.respond_within_minutes(t) for t in tiers})
     df["resolve_target_minutes"] = df["tier"].map({t: rules.resolve_within_minutes(t) for t in tiers})
     waited = clock.minutes_between(df["reported_at"], now).to_numpy()
-    took = clock.minutes_between(df["reported_at"], df["first_response_at"]).to_numpy()
-    answered = df["first_response_at"].notna().to_numpy()
-    target = df["target_minutes"].to_numpy(dtype="float64")
-    df["minutes_to_ack"] = took
-    df["response"] = np.select([answered & (took <= target), answered, waited > target],
-                               [IN_TIME, LATE, PAST_TARGET], WITHIN_TARGET).astype(object)
-    df["ack_minutes"] = np.where(answered, took, np.where(df["response"] == PAST_TARGET, waited, np.nan))
-    res_took = clock.minutes_between(df["reported_at"], df["resolved_at"]).to_numpy()
-    resolved = df["resolved_at"].notna().to_numpy()
-    res_target = df["resolve_target_minutes"].to_numpy(dtype="float64")
-    df["minutes_to_resolve"] = res_took
-    df["resolution"] = np.select([resolved & (res_took <= res_target), resolved, waited > res_target],
-                                 [RESOLVED_IN_TIME, RESOLVED_LATE, OPEN_PAST_TARGET], OPEN_WITHIN_TARGET).astype(object)
-    df["resolve_minutes"] = np.where(resolved, res_took,
-                                     np.where(df["resolution"] == OPEN_PAST_TARGET, waited, np.nan))
+    for end, target, verdict, minutes, time_to, labels in (
+            ("first_response_at", "target_minutes", "response", "ack_minutes", "minutes_to_ack", RESPONSES),
+            ("resolved_at", "resolve_target_minutes", "resolution", "resolve_minutes", "minutes_to_resolve",
+             RESOLUTIONS)):
+        df[time_to] = clock.minutes_between(df["reported_at"], df[end]).to_numpy()
+        df[verdict], df[minutes] = _against_target(df[time_to].to_numpy(), df[end].notna().to_numpy(), waited,
+                                                   df[target].to_numpy(dtype="float64"), labels)
     df["waited_minutes"] = waited
     local = _local(df["reported_at"])
     df["in_hours"] = ((local.dt.day_of_week < 5) & (local.dt.hour >= in_hours[0])
