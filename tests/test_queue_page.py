@@ -329,3 +329,32 @@ def test_who_is_acting_is_shown_beside_every_action(app_db):
     assert len(captions) == 6, order
     where_act = order.index(("markdown", "#### Act on this report"))
     assert all(i > where_act for i in captions)
+
+
+def test_a_report_resolved_on_another_screen_is_no_longer_actionable_here(app_db):
+    """The detail refreshes with the queue: once a colleague resolves the open report elsewhere, the
+    next run shows it resolved, with no action left to take on it."""
+    rid = an_open_report(app_db, nurse_panel(app_db), unanswered=True)
+    at = open_on(open_app(NURSE), rid)
+    assert any(b.key == f"ack_{rid}" for b in at.button)
+    colleague = User(actor="N9999", name="Another Nurse", role=Role.NURSE, panels=(nurse_panel(app_db),))
+    act(app_db, colleague, SEED_NOW, action="resolve", report_ids=[rid], outcome="self_care_advice")
+    at.run()  # the next refresh
+    assert not at.exception
+    assert not any(b.key in (f"ack_{rid}", f"take_{rid}") for b in at.button)
+    assert "This report is resolved" in texts(at)
+    assert rid not in list(at.dataframe[0].value["Report"])
+
+
+def test_resolving_a_report_gives_back_whoever_had_taken_it(app_db):
+    from dashboard.queue import report_detail
+    from dashboard.rules import load_rules
+    from tests.conftest import ROOT
+
+    rid = an_open_report(app_db, nurse_panel(app_db), unanswered=True)
+    nurse = User(actor=NURSE, name="Test Nurse", role=Role.NURSE, panels=(nurse_panel(app_db),))
+    act(app_db, nurse, SEED_NOW, action="take", report_ids=[rid])
+    rules = load_rules(ROOT / "rules")
+    assert report_detail(app_db, rules, rid)["taken_by"] == (NURSE, "Test Nurse")
+    act(app_db, nurse, SEED_NOW + timedelta(minutes=5), action="resolve", report_ids=[rid], outcome="admitted")
+    assert report_detail(app_db, rules, rid)["taken_by"] is None
