@@ -59,38 +59,46 @@ def streamlit_server(db: Path, *, cwd: Path = ROOT, env: dict[str, str] | None =
             proc.kill()
 
 
-# Counts the app's finished script runs in the page: every change of stApp's script state to
-# "notRunning" (Streamlit's own end-to-end tests read the same attribute). Installed in every page
-# before it loads (tests/conftest.py), so no run can finish unseen.
-RUN_COUNTER = """
-window.__backlineRuns = 0;
-window.__backlineSeen = 0;
-new MutationObserver((records) => {
-  for (const r of records) {
-    const el = r.target;
-    if (el.getAttribute && el.getAttribute('data-testid') === 'stApp'
-        && el.getAttribute('data-test-script-state') === 'notRunning' && r.oldValue !== 'notRunning') {
-      window.__backlineRuns += 1;
-    }
-  }
-}).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                      attributeFilter: ['data-test-script-state']});
-"""
-_FINISHED_SINCE = """() => {
-  const app = document.querySelector('[data-testid=stApp]');
-  return app && app.getAttribute('data-test-script-state') === 'notRunning'
-      && window.__backlineRuns > window.__backlineSeen;
-}"""
+# The app's finished script runs, as the server announces them to the page over its websocket
+# (Streamlit's own ``script_finished`` message, read with Streamlit's own protobuf classes): a run
+# that ends quicker than the page can redraw is counted all the same. Installed on every page before
+# it loads (tests/conftest.py). Fragment runs (the live queue's refresh) are not counted.
+_FULL_RUN_ENDS = (0, 1)  # FINISHED_SUCCESSFULLY, FINISHED_WITH_COMPILE_ERROR
+_RUNS: dict[int, list[int]] = {}  # id(page) -> [runs finished, runs seen by the last settle]
+
+
+def count_runs(page) -> None:
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    counter = _RUNS.setdefault(id(page), [0, 0])
+
+    def received(payload) -> None:
+        if not isinstance(payload, (bytes, bytearray)):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(bytes(payload))
+        except Exception:  # noqa: BLE001 - not a ForwardMsg: nothing to count
+            return
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished in _FULL_RUN_ENDS:
+            counter[0] += 1
+
+    page.on("websocket", lambda ws: ws.on("framereceived", received))
 
 
 def settle(page, timeout: float = 60_000, *, rerun: bool = True) -> None:
-    """Wait until a script run has started and finished since the last settle (a page load, a
-    click or an entry that reruns the app), then until the app is idle. ``rerun=False`` after a
-    step that runs nothing on the server (a tab, an expander): only the idle state is awaited."""
+    """Wait until a script run has finished since the last settle (a page load, a click or an entry
+    that reruns the app), then until the app is idle. ``rerun=False`` after a step that runs nothing
+    on the server (a tab, an expander): only the idle state is awaited."""
+    counter = _RUNS.setdefault(id(page), [0, 0])
     if rerun:
-        page.wait_for_function(_FINISHED_SINCE, timeout=timeout)
+        deadline = time.monotonic() + timeout / 1000
+        while counter[0] <= counter[1]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no script run finished within {timeout / 1000:.0f} s")
+            page.wait_for_timeout(25)  # lets Playwright deliver the websocket's messages
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
-    page.evaluate("() => { window.__backlineSeen = window.__backlineRuns; }")
+    counter[1] = counter[0]
 
 
 def act_as(page, name: str) -> None:

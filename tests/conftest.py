@@ -113,9 +113,9 @@ def fresh_db(tmp_path, rules):
 @pytest.fixture
 def context(context):
     """Every browser page counts the app's script runs from its first moment (tests/browser.py)."""
-    from tests.browser import RUN_COUNTER
+    from tests.browser import count_runs
 
-    context.add_init_script(RUN_COUNTER)
+    context.on("page", count_runs)
     return context
 
 

@@ -161,7 +161,7 @@ def _shoot(page, name: str) -> None:
     """The whole page: the app scrolls inside its own container, so the viewport is made tall first."""
     height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": 1440, "height": min(int(height) + 200, 6000)})
-    settle(page)
+    settle(page, rerun=False)  # a resize runs nothing on the server
     screenshot(page, name)
     page.screenshot(path=f"/tmp/{name}.png", full_page=True)
 
