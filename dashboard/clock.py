@@ -58,7 +58,11 @@ def aware_frame(frame: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def local(values: pd.Series) -> pd.Series:
-    """Instants as local wall-clock times (naive), for counting in wall-clock days."""
+    """Instants as local wall-clock times (naive), for counting in wall-clock days (a naive time is
+    one already)."""
+    values = pd.to_datetime(values)
+    if values.dt.tz is None:
+        return values
     return values.dt.tz_convert(_zone()).dt.tz_localize(None)
 
 

@@ -148,12 +148,6 @@ def percentile(values: pd.Series, q: float = 0.9) -> float:
     return float(v[rank - 1])
 
 
-def _local(values: pd.Series) -> pd.Series:
-    """Stored times as local wall-clock times (instants converted to the service's zone)."""
-    values = pd.to_datetime(values)
-    return clock.local(values) if values.dt.tz is not None else values
-
-
 def _against_target(took: np.ndarray, done: np.ndarray, waited: np.ndarray, target: np.ndarray,
                     labels: tuple[str, str, str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Each report against a target: (in time, late, not done past the target, not done within it),
@@ -178,7 +172,7 @@ def classify(frame: pd.DataFrame, rules: RuleSet, now: datetime, in_hours: tuple
         df[verdict], df[minutes] = _against_target(df[time_to].to_numpy(), df[end].notna().to_numpy(), waited,
                                                    df[target].to_numpy(dtype="float64"), labels)
     df["waited_minutes"] = waited
-    local = _local(df["reported_at"])
+    local = clock.local(df["reported_at"])
     df["in_hours"] = ((local.dt.day_of_week < 5) & (local.dt.hour >= in_hours[0])
                       & (local.dt.hour < in_hours[1])).astype(bool)
     df["week"] = (local.dt.normalize() - pd.to_timedelta(local.dt.day_of_week, unit="D")).dt.date

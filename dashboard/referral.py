@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.labels import ESCALATION_LABELS, red_flags, report_answers
-from dashboard.models import REPORT_FLAGS
+from dashboard.labels import ESCALATION_LABELS, report_answers
 from dashboard.queue import guidance_line_text
 from dashboard.rules import RuleSet
 
@@ -131,9 +130,7 @@ def referral_summary(rules: RuleSet, detail: dict[str, Any], doses: pd.DataFrame
     tier = detail["tier"]
     t = rules.tier_by_id[tier]
     x = detail["explained"]
-    report = {k: detail.get(k) for k in (*REPORT_FLAGS, "temperature_c", "trend", "location", "onset")}
-    flags = red_flags(report, fever_c=rules.parameter("neutropenic_fever_c"),
-                      low_c=rules.parameter("neutropenic_low_temperature_c")) or ["none reported"]
+    flags = detail["red_flag_words"] or ["none reported"]  # composed with the detail (queue.report_detail)
     respond_by = detail["reported_at"] + pd.Timedelta(minutes=t.respond_within_minutes)
     record = [w for k, w in (("bone_metastases", "known bone metastases"), ("osteoporosis", "osteoporosis"),
                              ("long_term_steroids", "long-term steroids"), ("low_platelets", "low platelets"))

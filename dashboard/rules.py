@@ -513,9 +513,6 @@ def biosimilar_base_sql(col: str) -> tuple[str, str]:
             f"regexp_replace(lower({col}), '{BIOSIMILAR_SUFFIX}', '')")
 
 
-DRUG_NAME_SQL = drug_name_sql("{col}")
-
-
 @dataclass(frozen=True)
 class DrugInfo:
     generic: str

@@ -111,9 +111,6 @@ def effect_windows(rules: RuleSet, doses: pd.DataFrame, now: datetime) -> pd.Dat
     return pd.DataFrame(rows, columns=["drug", "cause", "label", "start", "end", "back_pain", "window", "given_at"])
 
 
-_windows = effect_windows
-
-
 def patient_timeline(db: Database, rules: RuleSet, patient_id: str, now: datetime) -> Timeline | None:
     with db.connect() as con:
         patient = con.execute(

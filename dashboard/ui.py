@@ -19,10 +19,9 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-import yaml
 
 from dashboard import metrics, queue, timeline
-from dashboard.access import PAGES, Action, Page, Role, User, parse_role
+from dashboard.access import PAGES, Action, Page, Role, User
 from dashboard.config import Settings, get_settings, local_now
 from dashboard.db import Database, DatabaseError, default_database
 from dashboard.db import data_version as db_data_version
@@ -114,14 +113,6 @@ def _claims() -> dict[str, Any]:
     except Exception:
         return {}
     return info if info.get("is_logged_in") else {}
-
-
-def _role_map() -> dict[str, Role]:
-    """The role-map file (BACKLINE_ROLE_MAP), read each time; raises ``identity.ConfigError``."""
-    from dashboard.identity import load_role_map
-
-    path = get_settings().role_map
-    return {} if path is None else load_role_map(path)
 
 
 def role_and_source(claims: dict[str, Any], settings: Settings) -> tuple[Role | None, str | None]:
@@ -397,11 +388,10 @@ def panel_picker(ctx: Context, key: str) -> list[str]:
 
 
 def visible_panels(ctx: Context) -> list[str]:
-    """Every panel this person may see: a nurse's own panels; every panel for the other roles."""
-    panels = list(cached_panels(str(ctx.db.path))["panel_id"])
-    if ctx.user.role == Role.NURSE:
-        return [p for p in panels if p in ctx.user.panels]
-    return panels
+    """Every panel this person may see (:func:`dashboard.access.visible_panels`)."""
+    from dashboard.access import visible_panels as panels_for
+
+    return panels_for(ctx.user, list(cached_panels(str(ctx.db.path))["panel_id"]))
 
 
 def forget_forms(owner: str) -> None:

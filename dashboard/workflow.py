@@ -28,9 +28,6 @@ EscalateTo = Literal[tuple(ESCALATION_LABELS)]  # type: ignore[valid-type]
 Outcome = Literal[tuple(OUTCOME_LABELS)]  # type: ignore[valid-type]
 # The actions that answer a report (its response clock stops at the first).
 RESPONSE_ACTIONS = ("acknowledge", "call_back", "escalate", "resolve", "override")
-# The actions that may be applied to every open report of a patient at once (never an override:
-# it applies to the one report reviewed).
-GROUP_ACTIONS = ("acknowledge", "call_back", "escalate", "resolve", "note", "take", "release")
 # The same action with the same answers by the same person on the same report within this time
 # is a repeated click, not a second action.
 REPEAT_WINDOW = timedelta(seconds=60)
@@ -69,10 +66,6 @@ class PriorAction:
         """ "already called back by Helen Costa on 21 Nov 2026 at 03:17" """
         return (f"already {PAST_TENSE.get(self.action, self.action)} by {self.actor_name} "
                 f"on {self.acted_at:%d %b %Y} at {self.acted_at:%H:%M}")
-
-
-# Kept for readers of the earlier name.
-PriorResponse = PriorAction
 
 
 @dataclass(frozen=True)
@@ -125,11 +118,6 @@ def validate_action(**fields) -> ActionIn:
     if problems:
         raise InputError(problems)
     return request
-
-
-CURRENT_TIER_SQL = """
-    SELECT report_id, tier, rules_version FROM current_tiers WHERE report_id IN (SELECT unnest($ids))
-"""
 
 
 def _state(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict]:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, ui
-from dashboard.access import Page, visible_panels
+from dashboard.access import Page
 
 ctx = ui.guard(Page.TIMELINE)
 rules, path = ctx.rules, str(ctx.db.path)
@@ -12,7 +12,7 @@ st.title("Patient timeline")
 c1, c2 = st.columns([2, 3])
 text = c1.text_input("Find a patient by name, MRN or id", key="timeline_search", max_chars=100,
                      placeholder="e.g. Smith, MRN2000003 or P-000001")
-panels = visible_panels(ctx.user, list(ui.cached_panels(path)["panel_id"]))  # only patients of these panels
+panels = ui.visible_panels(ctx)  # only patients of these panels
 found = ui.find_patients_safe(ctx, text, panels) if text.strip() and panels else None
 if found is None:
     st.caption("Search to open a patient's timeline.")

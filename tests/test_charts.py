@@ -223,7 +223,7 @@ def test_weekly_charts():
 
 def _course_timeline(rules):
     """A timeline with a letrozole course (stopped), a running apixaban course and docetaxel doses."""
-    from dashboard.timeline import Timeline, _windows, mark_courses
+    from dashboard.timeline import Timeline, effect_windows, mark_courses
 
     doses = pd.DataFrame({
         "administration_id": [1, 2, 3, 4],
@@ -237,7 +237,7 @@ def _course_timeline(rules):
                             "tier": ["soon"], "position": ["-"], "cause_labels": [""]})
     events = pd.DataFrame(columns=["report_id", "acted_at", "action", "actor", "note"])
     return Timeline(patient={}, regimens=pd.DataFrame(columns=["start_date", "cycle_days"]), doses=doses,
-                    windows=_windows(rules, doses, NOW), reports=reports, events=events)
+                    windows=effect_windows(rules, doses, NOW), reports=reports, events=events)
 
 
 def test_courses_are_bars_from_start_to_stop_or_today(rules):

@@ -239,7 +239,7 @@ def _a_patient(db: Database, panel: str, *, bone: bool, besides: tuple[str, ...]
     """A patient of the panel (not myeloma) with no open report and no treatment since 1 Sep 2026: no
     dose given since, and no course of a drug taken continuously running since (so nothing but what a
     test gives them bears on their triage)."""
-    from dashboard.rules import DRUG_NAME_SQL, normalise_drug_name
+    from dashboard.rules import drug_name_sql, normalise_drug_name
 
     rules = load_rules(ROOT / "rules")
     continuous = sorted({normalise_drug_name(n) for d in rules.drugs if d.continuous for n in (d.name, *d.synonyms)})
@@ -248,7 +248,7 @@ def _a_patient(db: Database, panel: str, *, bone: bool, besides: tuple[str, ...]
         " AND cancer_type <> 'myeloma' AND patient_id NOT IN (SELECT unnest(?::VARCHAR[]))"
         " AND NOT EXISTS (SELECT 1 FROM administrations a WHERE a.patient_id = p.patient_id"
         "                 AND (a.given_at >= TIMESTAMP '2026-09-01' OR (coalesce(a.stopped_at, TIMESTAMP '2100-01-01')"
-        f"                      >= TIMESTAMP '2026-09-01' AND {DRUG_NAME_SQL.format(col='a.drug')}"
+        f"                      >= TIMESTAMP '2026-09-01' AND {drug_name_sql('a.drug')}"
         "                      IN (SELECT unnest(?::VARCHAR[])))))"
         " AND NOT EXISTS (SELECT 1 FROM open_reports o WHERE o.patient_id = p.patient_id)",
         [panel, bone, list(besides), continuous])
