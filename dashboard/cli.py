@@ -175,6 +175,99 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alerts_config(path: str | None):
+    """The alerts file to use: --config, BACKLINE_ALERTS, or in demo mode the sample's; None if none."""
+    settings = get_settings()
+    if path:
+        return Path(path)
+    if settings.alerts:
+        return settings.alerts
+    if settings.demo:
+        return settings.sample_dir / "alerts.yaml"
+    return None
+
+
+def _load_alerts(path: Path):
+    from dashboard.alert_config import AlertConfigError, load_alert_config
+
+    try:
+        return load_alert_config(path)
+    except AlertConfigError as exc:
+        print(f"backline: the alerts configuration does not validate, no alert is sent: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_RULES) from None
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """The alerts worker: sends emergencies and overdue reports to people, up their chains, until stopped."""
+    import logging
+
+    from dashboard.alert_config import AlertConfigError
+    from dashboard.alerts import run_worker
+
+    path = _alerts_config(args.config)
+    if path is None:
+        print("backline alerts: no alerts configuration; pass --config FILE or set BACKLINE_ALERTS",
+              file=sys.stderr)
+        return EXIT_RULES
+    loaded = _load_alerts(path)
+    _load_rules(args.rules)
+    db = _database(args.db)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    try:
+        return run_worker(db, loaded, lambda: _rules_in_force(args.rules), once=args.once,
+                          say=lambda line: print(line, flush=True))
+    except AlertConfigError as exc:
+        print(f"backline alerts: the alerts configuration does not fit this database, no alert is sent: {exc}",
+              file=sys.stderr)
+        return EXIT_RULES
+
+
+def _rules_in_force(path: str | None):
+    """The rules on disk now (reloaded only when their files change)."""
+    from dashboard.rules import load_rules, rules_digest
+
+    directory = str(path or get_settings().rules_dir)
+    digest = rules_digest(directory)
+    cached = _RULES_CACHE.get(directory)
+    if cached is None or cached[0] != digest:
+        cached = (digest, load_rules(directory))
+        _RULES_CACHE[directory] = cached
+    return cached[1]
+
+
+_RULES_CACHE: dict[str, tuple] = {}
+
+
+def _supervise(app_cmd: list[str], worker_cmd: list[str] | None, env: dict[str, str]) -> int:
+    """Run the app, and the alerts worker beside it (started again if it stops); stop both together."""
+    import subprocess
+    import time
+
+    app = subprocess.Popen(app_cmd, env=env)
+    worker = subprocess.Popen(worker_cmd, env=env) if worker_cmd else None
+    try:
+        while app.poll() is None:
+            if worker is not None and worker.poll() is not None:
+                print(f"backline run: the alerts worker stopped (exit {worker.returncode}); starting it again",
+                      file=sys.stderr, flush=True)
+                time.sleep(5)
+                worker = subprocess.Popen(worker_cmd, env=env)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (app, worker):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in (app, worker):
+            if proc is not None:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    return app.returncode or 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the app. Only the default sample database is built (or brought up to date) on first use:
     a database named with --db or BACKLINE_DB must already exist, so that a mistyped or unmounted path
@@ -205,8 +298,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    os.execvpe(sys.executable, cmd, env)
-    return 0  # pragma: no cover
+    alerts = _alerts_config(args.alerts)
+    worker = None
+    if alerts is None:
+        print("backline run: no alerts configuration (BACKLINE_ALERTS), so no alert is sent: emergencies reach "
+              "people only through the queue page. Run `backline alerts --config FILE` beside the app.",
+              file=sys.stderr)
+    elif not args.no_alerts:
+        _load_alerts(alerts)  # fail closed before anything starts
+        worker = [sys.executable, "-m", "dashboard", *(["--rules", args.rules] if args.rules else []), "alerts",
+                  "--db", str(db_path), "--config", str(alerts)]
+        print(f"backline run: the alerts worker runs beside the app with {alerts}", flush=True)
+    return _supervise(cmd, worker, env)
 
 
 # --------------------------------------------------------------------------- entry
@@ -254,7 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("run", help="start the app (builds the sample database if missing)")
     a.add_argument("--db", help="database file")
     a.add_argument("--port", type=int, default=8501)
+    a.add_argument("--alerts", metavar="FILE", help="alerts configuration for the worker started beside the app "
+                                                    "(default: $BACKLINE_ALERTS; in demo mode the sample's)")
+    a.add_argument("--no-alerts", action="store_true", help="do not start the alerts worker (one runs elsewhere)")
     a.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("alerts", help="the alerts worker: emergencies and overdue reports to people, up their chains")
+    w.add_argument("--db", help="database file")
+    w.add_argument("--config", help="alerts configuration (default: $BACKLINE_ALERTS; in demo mode the sample's)")
+    w.add_argument("--once", action="store_true", help="run one cycle and stop")
+    w.set_defaults(func=cmd_alerts)
     return p
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Demo mode (``BACKLINE_DEMO=1``, as `make run` sets it): no sign-in, a switcher over the staff
     # of a sample made by the generator, and no other database. Never on with an identity provider.
     demo: bool = False
+    # The alerts configuration (channels, contacts, rotas, escalation chains); `backline run` starts
+    # the alerts worker with it. Demo mode uses the sample's (sample_data/alerts.yaml) when unset.
+    alerts: Path | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -18,8 +18,6 @@ def test_run_refuses_a_named_database_that_does_not_exist(tmp_path):
 def test_only_the_default_sample_is_built_on_first_use_and_then_served(tmp_path, monkeypatch):
     """With no database named, `backline run` builds the default sample where the settings put it
     (marked synthetic, for demo mode), then serves it; a second run finds it and builds nothing."""
-    import os
-
     from dashboard import cli
     from dashboard.config import get_settings
     from dashboard.db import Database
@@ -30,11 +28,16 @@ def test_only_the_default_sample_is_built_on_first_use_and_then_served(tmp_path,
     get_settings.cache_clear()
     monkeypatch.setattr(get_settings(), "db", default)
     served = []
-    monkeypatch.setattr(os, "execvpe", lambda exe, cmd, env: served.append((cmd, env["BACKLINE_DB"])))
+    monkeypatch.setattr(cli, "_supervise",
+                        lambda cmd, worker, env: served.append((cmd, env["BACKLINE_DB"], worker)) or 0)
     try:
         assert cli.main(["run", "--port", "8599"]) == 0
         assert default.exists() and is_generated(Database(default).meta())
         assert served and served[0][1] == str(default) and "streamlit_app.py" in " ".join(served[0][0])
+        # Demo mode starts the alerts worker beside the app, on the same database, with the demo's alerts file.
+        worker = served[0][2]
+        assert worker[worker.index("alerts"):] == ["alerts", "--db", str(default), "--config",
+                                                   str(get_settings().sample_dir / "alerts.yaml")]
         built = default.stat().st_mtime_ns
         assert cli.main(["run", "--port", "8599"]) == 0
         assert len(served) == 2 and Database(default).scalar("SELECT count(*) FROM reports") > 3000
