@@ -20,8 +20,10 @@ PAGE_FILES = {
 # refused); the menu shows only the pages this role may open, its first one being the default.
 role = ui.navigation_role()
 allowed = [p for p in PAGE_FILES if role is not None and role in ui.roles_for(p)] or [Page.GUIDANCE]
+# The link in an alert (/?report=ID) opens the triage queue, for every role that may see it.
+first = Page.QUEUE if st.query_params.get("report") and Page.QUEUE in allowed else allowed[0]
 pages = [
-    st.Page(path, title=title, icon=icon, default=(page == allowed[0]),
+    st.Page(path, title=title, icon=icon, default=(page == first),
             visibility="visible" if page in allowed else "hidden")
     for page, (path, title, icon) in PAGE_FILES.items()
 ]

@@ -103,7 +103,8 @@ class Alert:
 
 
 def report_link(app_url: str, report_id: str) -> str:
-    return f"{app_url.rstrip('/')}/triage_queue?report={quote(report_id, safe='')}"
+    """The report in the app: the triage queue (every role that may see it starts there) with it open."""
+    return f"{app_url.rstrip('/')}/?report={quote(report_id, safe='')}"
 
 
 def message_id(alert_id: str) -> str:

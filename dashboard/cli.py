@@ -240,9 +240,14 @@ _RULES_CACHE: dict[str, tuple] = {}
 
 def _supervise(app_cmd: list[str], worker_cmd: list[str] | None, env: dict[str, str]) -> int:
     """Run the app, and the alerts worker beside it (started again if it stops); stop both together."""
+    import signal
     import subprocess
     import time
 
+    def stop(signum, frame):  # SIGTERM (a service manager, `kill`): stop both children too
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     app = subprocess.Popen(app_cmd, env=env)
     worker = subprocess.Popen(worker_cmd, env=env) if worker_cmd else None
     try:

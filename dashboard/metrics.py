@@ -385,17 +385,84 @@ def overdue(q) -> pd.DataFrame:
     return late.sort_values("reported_at")[cols] if not late.empty else pd.DataFrame(columns=cols)
 
 
+# ---------------------------------------------------------------------------- alerts
+
+# The reports of the period that the alerts worker alerted someone about, with the first alert that
+# went out and the report's first answer (as of now). The tier is the one the alert was sent for.
+ALERT_RESPONSE_SQL = f"""
+WITH sent AS (
+    SELECT a.report_id, arg_min(a.tier, a.log_id) AS tier, min(a.logged_at) AS alerted_at, count(*) AS alerts,
+           max(coalesce(a.step, 1)) AS highest_step
+    FROM alert_log a
+    JOIN reports r ON r.report_id = a.report_id
+    JOIN patients p ON p.patient_id = r.patient_id
+    WHERE a.result = 'sent' AND a.logged_at <= $now AND r.reported_at >= $start AND r.reported_at < $end
+      AND p.panel_id IN (SELECT unnest($panels::VARCHAR[]))
+    GROUP BY a.report_id
+)
+SELECT s.*, (SELECT min(e.acted_at) FROM events e WHERE e.report_id = s.report_id AND e.action IN {_RESPONSES}
+               AND e.acted_at <= $now) AS answered_at
+FROM sent s
+"""
+ALERT_COLUMNS = ["tier", "alerted", "answered", "unanswered", "beyond_first_step", "median_minutes", "p90_minutes"]
+
+
+def alert_response(db: Database, rules: RuleSet, panels: list[str], start: date, end: date,
+                   now: datetime) -> pd.DataFrame:
+    """Per tier: the reports alerted, and the time from the first alert to the report's first answer.
+
+    As in the response times, a report still unanswered counts with the time it has waited since its
+    first alert (the least it will take). ``beyond_first_step``: reports whose chain went past its
+    first step (nobody answered within the first step's time).
+    """
+    params = {"start": datetime.combine(start, datetime.min.time()),
+              "end": datetime.combine(end + timedelta(days=1), datetime.min.time()), "now": now,
+              "panels": list(panels)}
+    with db.connect() as con:
+        df = con.execute(ALERT_RESPONSE_SQL, params).df()
+    if df.empty:
+        return pd.DataFrame(columns=ALERT_COLUMNS)
+    answered = df["answered_at"].notna()
+    took = clock.minutes_between(df["alerted_at"], df["answered_at"].where(answered, pd.Timestamp(clock.aware(now))))
+    df["minutes"] = np.maximum(took.to_numpy(dtype="float64"), 0)  # answered while the alert went out: 0
+    rows = []
+    for tier, g in df.groupby("tier", sort=False):
+        got = g["answered_at"].notna()
+        rows.append({"tier": tier, "alerted": len(g), "answered": int(got.sum()), "unanswered": int((~got).sum()),
+                     "beyond_first_step": int((g["highest_step"] > 1).sum()),
+                     "median_minutes": median(g["minutes"]), "p90_minutes": percentile(g["minutes"])})
+    out = pd.DataFrame(rows, columns=ALERT_COLUMNS)
+    return out.sort_values("tier", key=lambda t: -t.map(rules.tier_rank)).reset_index(drop=True)
+
+
 def audit_trail(db: Database, panels: list[str], start: date, end: date) -> pd.DataFrame:
-    """Every event of the period (by action time) for the panels, in order: the CSV leads export."""
+    """Every event of the period (by action time) for the panels, and every alert sent, failed, retried
+    or given up (role "system", action ``alert_<result>``, whom and by which channel), in time order:
+    the CSV leads export."""
     return db.query(
         """
-        SELECT e.event_id, e.acted_at, e.report_id, r.patient_id, p.panel_id, e.actor, e.actor_name, e.role,
-               e.action, e.tier_before, e.tier_after, e.rules_version, e.reached, e.escalated_to, e.outcome, e.note
+        WITH period AS (SELECT ?::TIMESTAMPTZ AS since, ?::TIMESTAMPTZ AS until, ?::VARCHAR[] AS panels)
+        SELECT e.event_id, NULL::BIGINT AS alert_log_id, e.acted_at, e.report_id, r.patient_id, p.panel_id,
+               e.actor, e.actor_name, e.role, e.action, e.tier_before, e.tier_after, e.rules_version, e.reached,
+               e.escalated_to, e.outcome, e.note, NULL AS alert_to, NULL AS alert_channel, NULL::INTEGER AS alert_try
         FROM events e
         JOIN reports r ON r.report_id = e.report_id
         JOIN patients p ON p.patient_id = r.patient_id
-        WHERE e.acted_at >= ? AND e.acted_at < ? AND p.panel_id IN (SELECT unnest(?::VARCHAR[]))
-        ORDER BY e.event_id
+        CROSS JOIN period
+        WHERE e.acted_at >= period.since AND e.acted_at < period.until AND list_contains(period.panels, p.panel_id)
+        UNION ALL
+        SELECT NULL, a.log_id, a.logged_at, a.report_id, r.patient_id, p.panel_id, 'alerts',
+               'Backline alerts (' || coalesce(a.worker, '?') || ')', 'system', 'alert_' || a.result, a.tier, NULL,
+               NULL, NULL, NULL, NULL,
+               coalesce(a.kind || coalesce(' step ' || a.step || ' of ' || a.steps, '') || ': ' || a.detail,
+                        a.kind || coalesce(' step ' || a.step || ' of ' || a.steps, '')),
+               a.contact_name || ' <' || a.address || '>', a.channel || ' (' || a.channel_type || ')', a.attempt
+        FROM alert_log a
+        JOIN reports r ON r.report_id = a.report_id
+        JOIN patients p ON p.patient_id = r.patient_id
+        CROSS JOIN period
+        WHERE a.logged_at >= period.since AND a.logged_at < period.until AND list_contains(period.panels, p.panel_id)
+        ORDER BY acted_at, event_id NULLS LAST, alert_log_id
         """,
         [datetime.combine(start, datetime.min.time()), datetime.combine(end + timedelta(days=1), datetime.min.time()),
          list(panels)],

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import clock
+from dashboard.alert_log import report_alerts, summary_words
 from dashboard.db import Database
 from dashboard.guidance import Line, guidance_for, within_words
 from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, FLAG_LABELS, OUTCOME_LABELS, duration, red_flags
@@ -47,6 +48,11 @@ st AS (
            arg_max(actor, event_id) FILTER (WHERE action IN ('take', 'release')) AS claim_actor,
            arg_max(coalesce(actor_name, actor), event_id) FILTER (WHERE action IN ('take', 'release')) AS claim_name
     FROM ev GROUP BY report_id
+),
+al AS (  -- the alerts that went out for each report (the alerts worker's log)
+    SELECT report_id, count(*) FILTER (WHERE result = 'sent') AS alerts_sent,
+           count(*) FILTER (WHERE result = 'gave_up') AS alerts_undelivered
+    FROM alert_log WHERE report_id IN (SELECT report_id FROM o) GROUP BY report_id
 )
 SELECT o.report_id, o.patient_id, o.panel_id, p.name AS patient_name, p.mrn, p.cancer_type,
        r.reported_at, r.source, r.pain_score, r.onset, r.trend, r.location, r.duration_days,
@@ -59,13 +65,15 @@ SELECT o.report_id, o.patient_id, o.panel_id, p.name AS patient_name, p.mrn, p.c
        CASE WHEN st.reached = FALSE AND coalesce(st.escalated_event, 0) < st.call_back_event
             THEN st.last_call_back_at END AS not_reached_at,
        CASE WHEN st.claim = 'take' THEN st.claim_actor END AS taken_by,
-       CASE WHEN st.claim = 'take' THEN st.claim_name END AS taken_by_name
+       CASE WHEN st.claim = 'take' THEN st.claim_name END AS taken_by_name,
+       coalesce(al.alerts_sent, 0) AS alerts_sent, coalesce(al.alerts_undelivered, 0) AS alerts_undelivered
 FROM o
 JOIN reports r ON r.report_id = o.report_id
 JOIN patients p ON p.patient_id = o.patient_id
 JOIN current_tiers c ON c.report_id = o.report_id
 JOIN triage_results t ON t.report_id = o.report_id
 LEFT JOIN st ON st.report_id = o.report_id
+LEFT JOIN al ON al.report_id = o.report_id
 """
 
 
@@ -213,6 +221,13 @@ def build_queue(df: pd.DataFrame, rules: RuleSet, now: datetime) -> Queue:
     heads["latest_report_at"] = heads["patient_id"].map(latest)
     claims = reports.dropna(subset=["taken_by_name"]).groupby("patient_id")["taken_by_name"].first()
     heads["taken_by_name"] = heads["patient_id"].map(claims)
+    # The group's alerts: how many went out, how many could not be delivered, and any not yet seen
+    # (an alerted report that nobody has answered).
+    alerted = reports.assign(unseen=(reports["alerts_sent"] > 0) & ~reports["answered"]).groupby("patient_id").agg(
+        sent=("alerts_sent", "sum"), undelivered=("alerts_undelivered", "sum"), unseen=("unseen", "any"))
+    a = alerted.loc[heads["patient_id"]]
+    heads["alerts"] = [summary_words(int(s), int(u), bool(n))
+                       for s, u, n in zip(a["sent"], a["undelivered"], a["unseen"])]
     # Groups that need something done (overdue or waiting) come before those answered and open;
     # within each, the most urgent tier first, then overdue first, then the nearest clock.
     heads["in_hand"] = heads["group_state"] == ANSWERED
@@ -298,6 +313,12 @@ def taken_by(events: pd.DataFrame) -> tuple[str, str] | None:
     return holder
 
 
+def panel_of(db: Database, report_id: str) -> str | None:
+    """The panel of a report's patient, or None when there is no such report."""
+    return db.scalar("SELECT p.panel_id FROM reports r JOIN patients p USING (patient_id) WHERE r.report_id = ?",
+                     [str(report_id)[:64]])
+
+
 def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any] | None:
     """Everything the detail view shows about one report, or None if there is no such report.
 
@@ -309,6 +330,7 @@ def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any
         if rows.empty:
             return None
         events = con.execute(EVENTS_SQL, [report_id]).df()
+        alerts = report_alerts(con, report_id)
         found = explanations(con, rules, [report_id]).get(report_id, {"drug_effects": [], "evidence": []})
     detail = {**rows.iloc[0].to_dict(), **found}
     for key in _LISTS:
@@ -321,6 +343,7 @@ def report_detail(db: Database, rules: RuleSet, report_id: str) -> dict[str, Any
     detail["age"] = age_on(detail["date_of_birth"], detail["reported_at"])
     detail["duration_days"] = None if not _present(detail.get("duration_days")) else int(detail["duration_days"])
     detail["events"] = events
+    detail["alerts"] = alerts
     detail["taken_by"] = taken_by(events)
     # The red flags in words, by the rules' own thresholds (a fever, a low temperature).
     detail["red_flag_words"] = red_flags(detail, fever_c=rules.parameter("neutropenic_fever_c"),
@@ -362,8 +385,8 @@ def history(detail: dict[str, Any]) -> pd.DataFrame:
 
 
 # The queue table's columns, in order (an empty queue, or an empty filter, has the same columns).
-QUEUE_COLUMNS = ["Tier", "Clock", "Patient", "Pain", "Red flags", "Suspected", "Status", "Taken by", "Repeats",
-                 "Waiting", "Panel", "Report"]
+QUEUE_COLUMNS = ["Tier", "Clock", "Alerts", "Patient", "Pain", "Red flags", "Suspected", "Status", "Taken by",
+                 "Repeats", "Waiting", "Panel", "Report"]
 
 
 def queue_table(q: Queue, rules: RuleSet, rows: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -374,6 +397,7 @@ def queue_table(q: Queue, rules: RuleSet, rows: pd.DataFrame | None = None) -> p
     return pd.DataFrame({
         "Tier": [f"{rules.tier_by_id[t].label.upper()}" for t in rows["tier"]],
         "Clock": rows["clock"],
+        "Alerts": rows["alerts"],
         "Patient": rows["patient_name"] + " · " + rows["mrn"],
         "Pain": rows["pain_score"].astype(int),
         "Red flags": rows["red_flags"],

@@ -311,9 +311,31 @@ def cached_meta(path: str) -> dict[str, str]:
 
 
 def data_version(db: Database) -> tuple:
-    """A cheap fingerprint of the data: changes whenever a report, event or triage is written."""
+    """A cheap fingerprint of the data: changes whenever a report, event, triage or alert is written."""
     with db.connect() as con:
         return db_data_version(con)
+
+
+def alerts_worker_status(ctx: Context):
+    """Is the alerts worker running on this database (its heartbeat, read afresh)?"""
+    from dashboard.alerts import worker_status
+
+    try:
+        meta = ctx.db.meta()
+    except DatabaseError:
+        meta = {}
+    return worker_status(meta, local_now())
+
+
+def report_panel(ctx: Context, report_id: str) -> str | None:
+    """The panel of a report (None when there is no such report): a link is opened only within one's panels."""
+    return queue.panel_of(ctx.db, report_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=16)
+def cached_alert_response(path: str, _rules: RuleSet, rules_version: str, panels: tuple[str, ...], start, end,
+                          version: tuple, now: datetime) -> pd.DataFrame:
+    return metrics.alert_response(Database(path), _rules, list(panels), start, end, now)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=16)

@@ -126,6 +126,20 @@ st.dataframe(metrics.words_columns(rt.nurses, ["median_ack", "median_ack_emergen
                  "median_ack": "Median to answer", "emergencies": "Emergencies",
                  "median_ack_emergency": "Median to answer, emergencies"})
 
+st.markdown("#### From alert to answer")
+alerted = ui.cached_alert_response(path, rules, rules.version, tuple(panels), start, end, version, now)
+if alerted.empty:
+    st.caption("No alert went out for the reports of this period.")
+else:
+    st.dataframe(metrics.words_columns(alerted, ["median_minutes", "p90_minutes"]).assign(
+                     tier=[tier_words[t] for t in alerted["tier"]]), hide_index=True, width="stretch",
+                 key="alerts_table", column_config={
+                     "tier": "Tier", "alerted": "Reports alerted", "answered": "Answered since",
+                     "unanswered": "Not answered yet", "beyond_first_step": "Escalated past the first step",
+                     "median_minutes": "Median, alert to answer", "p90_minutes": "90th percentile, alert to answer"})
+    st.caption("From the first alert sent about a report to its first answer in Backline; a report not answered "
+               "yet counts with the time since its first alert.")
+
 st.markdown("#### Open and overdue now, oldest first")
 late = metrics.overdue(queue.build_queue(ui.cached_open_reports(path, tuple(panels), version), rules, ctx.now))
 if late.empty:

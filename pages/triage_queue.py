@@ -15,6 +15,12 @@ ctx = ui.guard(Page.QUEUE)
 rules, path, user = ctx.rules, str(ctx.db.path), ctx.user
 st.title("Triage queue")
 ui.show_flash("page")
+alerts_status = ui.alerts_worker_status(ctx)
+if alerts_status.running:
+    st.caption(alerts_status.words, help="Emergencies, and reports past their target, are sent to the people on call "
+                                         "and up their escalation chain until someone answers them here.")
+else:
+    st.warning(alerts_status.words, icon=":material/notifications_off:")
 
 panels = ui.panel_picker(ctx, key="queue_panels")
 visible = ui.visible_panels(ctx)  # the panels this person may see (the banner covers all of them)
@@ -31,6 +37,14 @@ def select(report_id: str, *, from_table: bool = False) -> None:
     if not from_table:
         st.session_state["queue_selection"] = st.session_state.get("queue_selection", 0) + 1
 
+
+# A link in an alert (/?report=ID) opens its report once (within the panels this person may see).
+linked = st.query_params.get("report")
+if linked and ui.report_panel(ctx, linked) not in visible:
+    st.warning("The report in the link is not in the panels you may see, or does not exist.")
+elif linked and st.session_state.get("linked_report") != linked:
+    st.session_state["linked_report"] = linked
+    select(linked)
 
 # --------------------------------------------------------------------------- new phone report
 
@@ -151,6 +165,9 @@ def live_queue() -> None:
             "Clock": st.column_config.TextColumn("Clock", width=170,
                                                  help="Time left to answer (or to call again after \"not reached\"), "
                                                       "how long overdue, or how fast it was answered"),
+            "Alerts": st.column_config.TextColumn("Alerts", width=120,
+                                                  help="Alerts sent to people about it, and whether anyone has "
+                                                       "answered it since (seen)"),
             "Patient": st.column_config.TextColumn("Patient", width=185),
             "Pain": st.column_config.NumberColumn("Pain", format="%d/10", width=56),
             "Red flags": st.column_config.TextColumn("Red flags", width=190),
@@ -246,6 +263,17 @@ st.dataframe(queue.history(detail), hide_index=True, width="stretch", column_con
     "What": st.column_config.TextColumn("What", width=260),
     "Note": st.column_config.TextColumn("Note", width="large"),
 })
+
+if not detail["alerts"].empty:
+    st.markdown("#### Alerts")
+    st.dataframe(detail["alerts"], hide_index=True, width="stretch", column_config={
+        "When": st.column_config.DatetimeColumn("When", format="D MMM HH:mm", width=110),
+        "To": st.column_config.TextColumn("To", width=220),
+        "Channel": st.column_config.TextColumn("Channel", width=150),
+        "What": st.column_config.TextColumn("What", width=220),
+        "Result": st.column_config.TextColumn("Result", width="medium"),
+        "Seen": st.column_config.TextColumn("Seen", width=200, help="Answered in Backline after the alert went out"),
+    })
 
 # --------------------------------------------------------------------------- actions
 

@@ -160,7 +160,7 @@ def test_a_new_emergency_is_emailed_to_the_first_step_over_starttls_with_a_sign_
     assert msg["Subject"] == "[Backline] EMERGENCY back-pain report on " \
         f"{fresh_db.scalar('SELECT panel_id FROM reports JOIN patients USING (patient_id) WHERE report_id = ?', [rid])}" \
         ": acknowledge now"
-    assert f"https://backline.hospital.example/triage_queue?report={rid}" in body_text(msg)
+    assert f"https://backline.hospital.example/?report={rid}" in body_text(msg)
     assert msg["Message-ID"] == message_id(f"{rid}|emergency|emergencies|1|nurse")
     assert receiver.requests == []
     # Every try is in the trail: claimed, then sent, with whom, how and when.

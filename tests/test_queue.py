@@ -38,6 +38,7 @@ def report(rid: str, patient: str, tier: str, reported: timedelta, *, answered: 
         "call_backs": 1 if not_reached is not None else 0,
         "not_reached_at": ago(not_reached),
         "taken_by": taken_by, "taken_by_name": None if taken_by is None else f"Nurse {taken_by}",
+        "alerts_sent": 0, "alerts_undelivered": 0,
     })
     return row
 
