@@ -546,3 +546,27 @@ def test_the_demo_configuration_validates_and_writes_alerts_to_a_local_mailbox(t
     assert stats.sent >= 1 and stats.failed == 0
     box = mailbox.mbox(tmp_path / "data" / "alerts.mbox")
     assert any(rid in m.get_payload() for m in box)
+
+
+def test_the_production_example_validates_and_gives_every_panel_an_emergency_chain(monkeypatch, fresh_db):
+    monkeypatch.setenv("BACKLINE_SMTP_PASSWORD", "not-a-real-password")
+    monkeypatch.setenv("BACKLINE_PAGING_SECRET", "not-a-real-key")
+    loaded = load_alert_config(ROOT / "docs" / "alerts.example.yaml")
+    assert loaded.config.uncovered(list(panels_of(fresh_db))) == []
+    assert loaded.config.channels["bleep"].patient_identifiers is False
+
+
+def test_the_readmes_signature_check_accepts_a_real_alert(fresh_db, rules, nurse, loaded, receiver):
+    """The receiver's check printed in the README, run on a request the worker really sent."""
+    import re
+
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - the README's own example
+    emergency(fresh_db, rules, nurse, T0 - timedelta(minutes=15))
+    run_cycle(fresh_db, loaded, rules, Clock(T0))
+    [req] = receiver.requests
+    headers = {"X-Backline-Timestamp": req.headers["x-backline-timestamp"],
+               "X-Backline-Signature": req.headers["x-backline-signature"]}
+    assert namespace["verify"](SECRET.encode(), headers, req.body)
+    assert not namespace["verify"](b"wrong", headers, req.body)
