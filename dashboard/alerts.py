@@ -61,6 +61,15 @@ JOIN patients p ON p.patient_id = o.patient_id
 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = o.report_id AND e.action IN {_RESPONSES})
 """
 
+# The unanswered reports that can have an alert due now: a chain step or the tier's target within the
+# look-back, or an alert logged within it (a retry, a claim to recover, a give-up to tell the leads
+# of). The others cannot, so a cycle on a million reports reads only the few that matter.
+CANDIDATES_SQL = UNANSWERED_SQL + """
+  AND (r.received_at >= $horizon - to_minutes($longest_chain::BIGINT)
+       OR o.reported_at >= $horizon - to_minutes({target}::BIGINT)
+       OR EXISTS (SELECT 1 FROM alert_log a WHERE a.report_id = o.report_id AND a.logged_at >= $horizon))
+"""
+
 STILL_UNANSWERED_SQL = f"""
 SELECT count(*) FROM open_reports o WHERE o.report_id = ?
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = o.report_id AND e.action IN {_RESPONSES})
@@ -266,18 +275,32 @@ def deliver(db: Database, due: Due, loaded: LoadedConfig, rules: RuleSet, now: C
                 stats.lines.append(f"GAVE UP {what}")
 
 
+def _target_minutes_sql(rules: RuleSet) -> str:
+    """Each tier's response target in the rules in force, as SQL (whole numbers from validated rules)."""
+    return "CASE t.tier " + " ".join(f"WHEN '{t}' THEN {int(rules.respond_within_minutes(t))}"
+                                     for t in rules.tier_ids) + " END"
+
+
+def candidates(db: Database, loaded: LoadedConfig, rules: RuleSet, at: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The unanswered reports that can have an alert due at ``at``, and their alert log."""
+    params = {"horizon": at - timedelta(hours=loaded.config.look_back_hours),
+              "longest_chain": max((c.steps[-1].after_minutes for c in loaded.config.chains), default=0)}
+    with db.connect() as con:
+        reports = con.execute(CANDIDATES_SQL.replace("{target}", _target_minutes_sql(rules)), params).df()
+        log_rows = con.execute("SELECT * FROM alert_log WHERE report_id IN (SELECT unnest(?::VARCHAR[]))",
+                               [reports["report_id"].tolist()]).df()
+    return reports, log_rows
+
+
 def run_cycle(db: Database, loaded: LoadedConfig, rules: RuleSet, now: Callable[[], datetime] = local_now, *,
               parallel: int = 4) -> CycleStats:
     """Send every alert due now. A try given up lets the next step and the leads go in the same cycle."""
     stats = CycleStats()
     lock = threading.Lock()
     for _ in range(4):
-        with db.connect() as con:
-            reports = con.execute(UNANSWERED_SQL).df()
-            ids = reports["report_id"].tolist()
-            log_rows = con.execute("SELECT * FROM alert_log WHERE report_id IN (SELECT unnest(?::VARCHAR[]))",
-                                   [ids]).df()
-        due = plan(reports, log_rows, loaded, rules, now())
+        at = clock.aware(now())
+        reports, log_rows = candidates(db, loaded, rules, at)
+        due = plan(reports, log_rows, loaded, rules, at)
         if not due:
             break
         before = stats.gave_up

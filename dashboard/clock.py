@@ -38,6 +38,8 @@ def instant(value: datetime) -> pd.Timestamp:
 
 def aware(value: datetime) -> datetime:
     """A time as an instant in the service's zone (a wall-clock time read as :func:`instants` reads it)."""
+    if value.tzinfo is not None:  # an instant already: only its zone changes (no frame to build)
+        return pd.Timestamp(value).tz_convert(_zone()).to_pydatetime()
     return instant(value).tz_convert(_zone()).to_pydatetime()
 
 

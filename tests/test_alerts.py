@@ -570,3 +570,28 @@ def test_the_readmes_signature_check_accepts_a_real_alert(fresh_db, rules, nurse
                "X-Backline-Signature": req.headers["x-backline-signature"]}
     assert namespace["verify"](SECRET.encode(), headers, req.body)
     assert not namespace["verify"](b"wrong", headers, req.body)
+
+
+@pytest.mark.parametrize("hours_after_seed", [0, 0.5, 1, 3, 20, 26, 50, 24 * 3 + 1, 24 * 4, 24 * 5])
+def test_the_worker_reads_only_reports_that_can_be_due_and_misses_none(fresh_db, rules, nurse, loaded,
+                                                                      hours_after_seed):
+    """The narrowed read (chain steps, tier targets and recent log within the look-back) plans exactly
+    what planning over every unanswered report would, at moments across reports of every tier."""
+    from dashboard.alerts import UNANSWERED_SQL, candidates
+
+    config = replace(loaded, config=loaded.config.model_copy(
+        update={"overdue_tiers": ["emergency", "urgent", "soon", "routine"]}))
+    patients = [r[0] for r in fresh_db.rows("SELECT patient_id FROM patients ORDER BY patient_id LIMIT 12")]
+    answers = [{"pain_score": 2}, {"pain_score": 9, "onset": "sudden"}, {"pain_score": 7, "leg_weakness": True}]
+    for i, (pid, hours) in enumerate(zip(patients, [0, 0.2, 2, 5, 23, 30, 47, 60, 70, 0.1, 1, 12])):
+        at = clock.aware(SEED_NOW - timedelta(hours=hours))
+        submit_report(fresh_db, rules, nurse, at, patient_id=pid,
+                      report={"reported_at": at, **answers[i % len(answers)]})
+    at = clock.aware(SEED_NOW + timedelta(hours=hours_after_seed))
+    narrowed, log_rows = candidates(fresh_db, config, rules, at)
+    everything = fresh_db.query(UNANSWERED_SQL)
+    assert len(narrowed) <= len(everything)
+    planned = plan(everything, log_rows, config, rules, at)
+    assert plan(narrowed, log_rows, config, rules, at) == planned
+    if hours_after_seed in (0, 1, 26, 24 * 3 + 1):
+        assert planned, "a moment chosen to have alerts due plans none: the comparison would prove nothing"
