@@ -143,6 +143,62 @@ def cmd_retriage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a FHIR Bundle or a Bulk Data export (a folder of NDJSON files): all of it, or nothing."""
+    import yaml
+
+    from dashboard.fhir_import import ImportRefused, import_fhir
+
+    rules = _load_rules(args.rules)
+    db = _database(args.db)
+    db.check_schema()
+    source = Path(args.source)
+    if not source.exists():
+        print(f"backline import: {source} does not exist", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    panel_map: dict[str, str] = {}
+    if args.panel_map:
+        try:
+            loaded = yaml.safe_load(Path(args.panel_map).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            print(f"backline import: the panel map {args.panel_map} cannot be read: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in loaded.items()):
+            print(f"backline import: the panel map {args.panel_map} must map references to panel ids",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        panel_map.update(loaded)
+    if args.panel:
+        panel_map["*"] = args.panel
+    try:
+        result = import_fhir(db, rules, source, now=local_now(), panel_map=panel_map, actor=args.actor)
+    except ImportRefused as refused:
+        for problem in refused.problems:
+            print(f"{source.name}: {problem}", file=sys.stderr)
+        print(f"backline import: {source} was not imported ({len(refused.problems)} problem"
+              f"{'s' if len(refused.problems) != 1 else ''}); nothing of it was written", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for kind, c in sorted(result.counts.items()):
+        print(f"{kind}: " + ", ".join(f"{n:,} {what}" for what, n in c.items() if n))
+    for report_id, tier in result.reports:
+        print(f"triaged {report_id}: {tier}")
+    for drug in dict.fromkeys(result.unrecognised_drugs):
+        print(f"unrecognised drug (kept, counted as possible anticancer treatment): {drug}")
+    print(f"imported {source} (import {result.import_id})")
+    return 0
+
+
+def cmd_fhir(args: argparse.Namespace) -> int:
+    """Print Backline's FHIR resources: the questionnaire a patient-reported-outcome system sends."""
+    import json
+
+    from dashboard.fhir_questionnaire import questionnaire
+
+    print(json.dumps(questionnaire(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Seed a database of the given size in a temporary folder and measure seed, retriage and pages."""
     from dashboard import bench
@@ -345,6 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("retriage", help="re-triage every report with the current rules")
     r.add_argument("--db", help="database file")
     r.set_defaults(func=cmd_retriage)
+
+    i = sub.add_parser("import", help="import a FHIR Bundle or a Bulk Data export (all of it, or nothing)")
+    i.add_argument("source", help="a Bundle (JSON) file, or a folder of NDJSON files")
+    i.add_argument("--db", help="database file")
+    i.add_argument("--panel-map", help="YAML mapping references (Organization/x, Practitioner/y, Patient/z) "
+                                       "to panel ids")
+    i.add_argument("--panel", help="the panel of every patient the map does not place")
+    i.add_argument("--actor", help="who imports (kept in the import log)")
+    i.set_defaults(func=cmd_import)
+
+    f = sub.add_parser("fhir", help="Backline's own FHIR resources")
+    f.add_argument("what", choices=["questionnaire"], help="questionnaire: the back-pain Questionnaire (JSON)")
+    f.set_defaults(func=cmd_fhir)
 
     b = sub.add_parser("bench", help="seed a database of a given size and measure seed, retriage and pages")
     from dashboard.bench import add_arguments

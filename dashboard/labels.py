@@ -80,6 +80,15 @@ PAIN_PATTERN_LABELS: dict[str, str] = {
 ONSET_QUESTION = "Did it come on suddenly, or gradually?"
 ONSET_LABELS: dict[str, str] = {"sudden": "Suddenly", "gradual": "Gradually", "unsure": "Not sure"}
 UNSURE = "unsure"
+# The report's other questions, as the phone form and Backline's FHIR questionnaire ask them.
+PAIN_SCORE_QUESTION = "Pain score (0-10)"
+TREND_QUESTION = "Getting better, the same, or worse?"
+TREND_LABELS: dict[str, str] = {"improving": "Getting better", "stable": "The same", "worsening": "Getting worse"}
+LOCATION_QUESTION = "Where in the back?"
+LOCATION_LABELS: dict[str, str] = {"cervical": "Neck (cervical)", "thoracic": "Upper or middle back (thoracic)",
+                                   "lumbar": "Lower back (lumbar)", "sacral": "Bottom of the spine (sacral)"}
+DURATION_QUESTION = "For how many days?"
+TEMPERATURE_QUESTION = "Temperature °C (if taken)"
 
 
 def answer(choice: str | None) -> str | None:

@@ -32,7 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-RULE_FILES = ("sources.yaml", "tiers.yaml", "cancer_types.yaml", "triage_rules.yaml", "drugs.yaml", "guidance.yaml")
+RULE_FILES = ("sources.yaml", "tiers.yaml", "cancer_types.yaml", "triage_rules.yaml", "drugs.yaml", "guidance.yaml",
+              "fhir_codes.yaml")
 
 # The report and patient fields a condition may test, with their kinds. Enumerations list every
 # allowed value so that a misspelt value in a rule ("thorasic") fails on load.
@@ -438,6 +439,63 @@ class GuidanceFile(_Strict):
     safety_net: SafetyNet
 
 
+class CodeSets(_Strict):
+    """What a diagnosis code sets on the patient's record (at least one)."""
+
+    cancer_type: StrictStr | None = None
+    bone_metastases: Literal[True] | None = None
+    osteoporosis: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "CodeSets":
+        if self.cancer_type is None and self.bone_metastases is None and self.osteoporosis is None:
+            raise ValueError("sets nothing: give cancer_type, bone_metastases or osteoporosis")
+        return self
+
+
+Checked = Literal["none", "hl7_example", "mcode_example"]
+
+
+class ConditionCode(_Strict):
+    system: Literal["snomed", "icd10"]
+    code: StrictStr | None = None  # matched exactly
+    prefix: StrictStr | None = None  # ICD-10: the category and everything under it
+    display: StrictStr
+    sets: CodeSets
+    checked_against: Checked
+
+    @model_validator(mode="after")
+    def _one_match(self) -> "ConditionCode":
+        if (self.code is None) == (self.prefix is None):
+            raise ValueError("give exactly one of code and prefix")
+        if self.prefix is not None and self.system != "icd10":
+            raise ValueError("prefix matching is for ICD-10 categories only")
+        return self
+
+
+class ObservationCode(_Strict):
+    system: Literal["loinc"]
+    code: StrictStr
+    display: StrictStr
+    field: Literal["pain_score", "temperature_c"]
+    checked_against: Checked
+
+
+class MedicationCode(_Strict):
+    system: Literal["rxnorm", "dmd"]
+    code: StrictStr
+    display: StrictStr
+    drug: StrictStr  # a drug of drugs.yaml (checked on load)
+    checked_against: Checked
+
+
+class FhirCodesFile(_Strict):
+    systems: dict[Literal["snomed", "icd10", "loinc", "rxnorm", "dmd"], Annotated[list[StrictStr], Field(min_length=1)]]
+    conditions: list[ConditionCode]
+    observations: list[ObservationCode]
+    medications: list[MedicationCode] = []
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -536,6 +594,7 @@ class RuleSet:
         triage: TriageRulesFile,
         drugs: DrugsFile,
         guidance: GuidanceFile,
+        fhir_codes: FhirCodesFile,
     ):
         self.directory = directory
         self.version = version
@@ -549,6 +608,7 @@ class RuleSet:
         self.drugs = drugs.drugs
         self.effects = drugs.effects
         self.guidance = guidance
+        self.fhir_codes = fhir_codes
 
     # ---- tiers
     @cached_property
@@ -685,7 +745,8 @@ def load_rules(directory: Path | str | None = None) -> RuleSet:
     triage = _validate(TriageRulesFile, raw["triage_rules.yaml"], "triage_rules.yaml")
     drugs = _validate(DrugsFile, raw["drugs.yaml"], "drugs.yaml")
     guidance = _validate(GuidanceFile, raw["guidance.yaml"], "guidance.yaml")
-    ruleset = RuleSet(directory, _file_digest(directory), sources, tiers, cancers, triage, drugs, guidance)
+    codes = _validate(FhirCodesFile, raw["fhir_codes.yaml"], "fhir_codes.yaml")
+    ruleset = RuleSet(directory, _file_digest(directory), sources, tiers, cancers, triage, drugs, guidance, codes)
     _check(ruleset)
     return ruleset
 
@@ -711,6 +772,24 @@ def _check_names(file: str, field: str, names: dict[str, str], code: str, spelli
         if key in names and j > 0:
             raise RulesError(file, where, f"{name!r} is listed twice for {code!r}")
         names[key] = code
+
+
+def _check_fhir_codes(rs: RuleSet) -> None:
+    codes = rs.fhir_codes
+    for i, c in enumerate(codes.conditions):
+        if c.system not in codes.systems:
+            raise RulesError("fhir_codes.yaml", f"conditions[{i}].system", f"{c.system!r} is not in systems")
+        if c.sets.cancer_type is not None and c.sets.cancer_type not in rs.cancer_types:
+            raise RulesError("fhir_codes.yaml", f"conditions[{i}].sets.cancer_type",
+                             f"unknown cancer type {c.sets.cancer_type!r} (cancer_types.yaml)")
+    for i, o in enumerate(codes.observations):
+        if o.system not in codes.systems:
+            raise RulesError("fhir_codes.yaml", f"observations[{i}].system", f"{o.system!r} is not in systems")
+    for i, m in enumerate(codes.medications):
+        if m.system not in codes.systems:
+            raise RulesError("fhir_codes.yaml", f"medications[{i}].system", f"{m.system!r} is not in systems")
+        if rs.resolve_drug(m.drug) is None:
+            raise RulesError("fhir_codes.yaml", f"medications[{i}].drug", f"unknown drug {m.drug!r} (drugs.yaml)")
 
 
 def _check(rs: RuleSet) -> None:
@@ -810,6 +889,7 @@ def _check(rs: RuleSet) -> None:
         if tier not in rs.guidance.tier_defaults:
             raise RulesError("guidance.yaml", "tier_defaults", f"no default guidance for the tier {tier!r}")
     _check_sources(rs, "guidance.yaml", "safety_net.source", rs.guidance.safety_net.source)
+    _check_fhir_codes(rs)
 
     # parameters and facts
     for name, p in rs.parameters.items():

@@ -6,8 +6,9 @@ import streamlit as st
 
 from dashboard import charts, queue, ui, workflow
 from dashboard.access import Action, Page
-from dashboard.labels import (ESCALATION_LABELS, ONSET_LABELS, ONSET_QUESTION, OUTCOME_LABELS,
-                              PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, duration, report_answers)
+from dashboard.labels import (DURATION_QUESTION, ESCALATION_LABELS, LOCATION_QUESTION, ONSET_LABELS, ONSET_QUESTION,
+                              OUTCOME_LABELS, PAIN_PATTERN_LABELS, PAIN_PATTERN_QUESTION, PAIN_SCORE_QUESTION,
+                              TEMPERATURE_QUESTION, TREND_QUESTION, duration, report_answers)
 from dashboard.models import InputError
 from dashboard.timeline import record_lines
 
@@ -70,23 +71,23 @@ if user.may(Action.NEW_REPORT) and panels:
                 day = c1.date_input("Reported on", value=ctx.now.date(), max_value=ctx.now.date(), key=f"{k}_day")
                 at = c2.time_input("at", value=ctx.now.time().replace(second=0), step=timedelta(minutes=5),
                                    key=f"{k}_at")
-                pain = c3.segmented_control("Pain score (0-10)", list(range(11)), default=None, key=f"{k}_pain")
+                pain = c3.segmented_control(PAIN_SCORE_QUESTION, list(range(11)), default=None, key=f"{k}_pain")
                 c1, c2 = st.columns(2)
                 pattern = c1.radio(f"**{PAIN_PATTERN_QUESTION}** (ask)", list(PAIN_PATTERN_LABELS), index=None,
                                    format_func=PAIN_PATTERN_LABELS.get, key=f"{k}_pain_pattern", horizontal=True)
                 onset = c2.radio(f"**{ONSET_QUESTION}** (ask)", list(ONSET_LABELS), index=None,
                                  format_func=ONSET_LABELS.get, key=f"{k}_onset", horizontal=True)
                 c1, c2, c3 = st.columns(3)
-                trend = c1.selectbox("Getting better, the same, or worse?", [None, "improving", "stable", "worsening"],
+                trend = c1.selectbox(TREND_QUESTION, [None, "improving", "stable", "worsening"],
                                      format_func=lambda v: v or "not asked", key=f"{k}_trend")
-                location = c2.selectbox("Where in the back?", [None, "cervical", "thoracic", "lumbar", "sacral"],
+                location = c2.selectbox(LOCATION_QUESTION, [None, "cervical", "thoracic", "lumbar", "sacral"],
                                         format_func=lambda v: v or "not asked", key=f"{k}_location")
-                duration_days = c3.number_input("For how many days?", min_value=0, max_value=36500, value=None, step=1,
+                duration_days = c3.number_input(DURATION_QUESTION, min_value=0, max_value=36500, value=None, step=1,
                                                 key=f"{k}_duration_days")
                 st.markdown("**Red flags: ask every one** (\"Could not ask\" counts as yes and is recorded as not asked)")
                 answers = ui.red_flag_answers(k)
                 c1, c2 = st.columns([1, 3])
-                temperature = c1.number_input("Temperature °C (if taken)", min_value=30.0, max_value=45.0, value=None,
+                temperature = c1.number_input(TEMPERATURE_QUESTION, min_value=30.0, max_value=45.0, value=None,
                                               step=0.1, format="%.1f", key=f"{k}_temperature")
                 note = c2.text_area("Note", max_chars=2000, height=68, key=f"{k}_note")
                 st.caption(acting)
