@@ -189,10 +189,36 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the reports of a period, their triage and the care team's work as FHIR (a Bundle or NDJSON)."""
+    from dashboard import fhir_export
+
+    rules = _load_rules(args.rules)
+    db = _database(args.db)
+    db.check_schema()
+    try:
+        since = datetime.fromisoformat(args.since)
+        until = datetime.fromisoformat(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"backline export: --since and --until take a date (YYYY-MM-DD): {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        if args.ndjson:
+            for line in fhir_export.ndjson(db, rules, since=since, until=until, all_patients=args.all_patients):
+                out.write(line)
+        else:
+            json.dump(fhir_export.bundle(db, rules, since=since, until=until, all_patients=args.all_patients), out,
+                      ensure_ascii=False)
+            out.write("\n")
+    finally:
+        if args.out:
+            out.close()
+    return 0
+
+
 def cmd_fhir(args: argparse.Namespace) -> int:
     """Print Backline's FHIR resources: the questionnaire a patient-reported-outcome system sends."""
-    import json
-
     from dashboard.fhir_questionnaire import questionnaire
 
     print(json.dumps(questionnaire(), indent=2, ensure_ascii=False))
@@ -410,6 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--panel", help="the panel of every patient the map does not place")
     i.add_argument("--actor", help="who imports (kept in the import log)")
     i.set_defaults(func=cmd_import)
+
+    x = sub.add_parser("export", help="the reports of a period as FHIR: triage, work items, call-backs, audit")
+    x.add_argument("--since", required=True, help="reports made on or after this date (YYYY-MM-DD)")
+    x.add_argument("--until", help="reports made before this date")
+    x.add_argument("--db", help="database file")
+    x.add_argument("--ndjson", action="store_true", help="one resource per line instead of a Bundle")
+    x.add_argument("--all-patients", action="store_true",
+                   help="every patient with their record and doses, not only those of the period's reports")
+    x.add_argument("--out", help="file to write (default: standard output)")
+    x.set_defaults(func=cmd_export)
 
     f = sub.add_parser("fhir", help="Backline's own FHIR resources")
     f.add_argument("what", choices=["questionnaire"], help="questionnaire: the back-pain Questionnaire (JSON)")

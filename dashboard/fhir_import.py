@@ -42,14 +42,17 @@ from pydantic import ValidationError
 
 from dashboard import clock
 from dashboard.db import Database, run
-from dashboard.fhir_questionnaire import QUESTIONNAIRE_URL, report_from_response
+from dashboard.fhir_questionnaire import (CANCER_SYSTEM, QUESTIONNAIRE_URL, RECORD_FLAG_SYSTEM, SOURCE_EXTENSION,
+                                         STAFF_SYSTEM, report_from_response)
 from dashboard.models import ReportIn, errors_of
 from dashboard.retriage import retriage
 from dashboard.rules import RuleSet
 
 READ = ("Patient", "Condition", "MedicationAdministration", "MedicationStatement", "MedicationRequest",
         "Observation", "QuestionnaireResponse", "Medication")
-PATIENT_FIELDS = ("mrn", "name", "date_of_birth", "sex", "cancer_type", "bone_metastases", "osteoporosis", "panel_id")
+PATIENT_FIELDS = ("mrn", "name", "date_of_birth", "sex", "cancer_type", "bone_metastases", "osteoporosis",
+                  "long_term_steroids", "low_platelets", "panel_id")
+RECORD_FLAGS = ("bone_metastases", "osteoporosis", "long_term_steroids", "low_platelets")
 OBSERVATION_WINDOW = timedelta(hours=2)
 MR_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
@@ -185,7 +188,13 @@ def _system_key(rules: RuleSet, system: str | None) -> set[str]:
 
 
 def condition_sets(rules: RuleSet, concept: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What a Condition's code sets on the record (the first entry of fhir_codes.yaml that matches)."""
+    """What a Condition's code sets on the record: Backline's own cancer-type coding, else the first entry
+    of fhir_codes.yaml that matches."""
+    for coding in _codings(concept):
+        if coding.get("system") == CANCER_SYSTEM and coding.get("code") in rules.cancer_types:
+            return {"cancer_type": coding["code"]}
+        if coding.get("system") == RECORD_FLAG_SYSTEM and coding.get("code") in RECORD_FLAGS:
+            return {coding["code"]: True}
     for coding in _codings(concept):
         keys = _system_key(rules, coding.get("system"))
         code = str(coding.get("code") or "").replace(".", "").upper()
@@ -296,6 +305,9 @@ def _patient_row(batch: _Batch, p: dict[str, Any], known: tuple | None, panels: 
     refs = [r.get("reference") for r in (p.get("generalPractitioner") or [])]
     refs += [(p.get("managingOrganization") or {}).get("reference"), name_of, "*"]
     panel = next((batch.panel_map[r] for r in refs if r and r in batch.panel_map), None)
+    if panel is None:  # an Organization with a panel's id (as Backline's own export writes it)
+        panel = next((r.split("/", 1)[1] for r in refs if r and r.startswith("Organization/")
+                      and r.split("/", 1)[1] in panels), None)
     if panel is None and known is not None:
         panel = known[PATIENT_FIELDS.index("panel_id")]
     if panel is None:
@@ -309,13 +321,10 @@ def _patient_row(batch: _Batch, p: dict[str, Any], known: tuple | None, panels: 
         batch.problem(name_of, "", "no primary cancer: a Condition of this patient with a cancer code of "
                                    "rules/fhir_codes.yaml is needed")
     gender = p.get("gender")
+    flags = {f: bool(record.get(f)) or bool(known and known[PATIENT_FIELDS.index(f)]) for f in RECORD_FLAGS}
     return {"mrn": mrn, "name": name, "date_of_birth": p.get("birthDate"),
             "sex": gender if gender in ("female", "male", "other") else None, "cancer_type": cancer,
-            "bone_metastases": bool(record.get("bone_metastases")) or bool(
-                known and known[PATIENT_FIELDS.index("bone_metastases")]),
-            "osteoporosis": bool(record.get("osteoporosis")) or bool(
-                known and known[PATIENT_FIELDS.index("osteoporosis")]),
-            "panel_id": panel}
+            **flags, "panel_id": panel}
 
 
 def _map(batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime) -> dict[str, list]:
@@ -350,7 +359,7 @@ def _map(batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime
         if "cancer_type" in sets and (who not in latest_cancer or when >= latest_cancer[who]):
             latest_cancer[who] = when
             records[who]["cancer_type"] = sets["cancer_type"]
-        for key in ("bone_metastases", "osteoporosis"):
+        for key in RECORD_FLAGS:
             if sets.get(key):
                 records[who][key] = True
         conditions_used.append(c)
@@ -449,8 +458,14 @@ def _map(batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime
         if reported > now:
             batch.problem(name, "authored", "is in the future")
             continue
-        if who is not None:
-            reports.append((q, who, report, unasked))
+        author = (q.get("author") or {}).get("identifier") or {}
+        entered_by = author.get("value") if author.get("system") == STAFF_SYSTEM else None
+        source = next((x.get("valueCode") for x in q.get("extension") or [] if x.get("url") == SOURCE_EXTENSION),
+                      "epro")
+        if source not in ("epro", "phone"):
+            batch.problem(name, "extension", f"report source {source!r} is not epro or phone")
+        elif who is not None:
+            reports.append((q, who, report, unasked, (source, entered_by)))
     for o in batch.of("Observation"):
         if o["id"] not in used_observations:
             batch.counts["Observation"]["not_used"] += 1
@@ -545,7 +560,7 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
             keep(m, change, "administrations", key)
         cols = list(ReportIn.model_fields)
         triage_ids = []
-        for q, who, report, unasked in plan["reports"]:
+        for q, who, report, unasked, origin in plan["reports"]:  # origin: (source, staff id)
             change, key = seen(q)
             if change == "unchanged":
                 counts["QuestionnaireResponse"]["unchanged"] += 1
@@ -558,8 +573,8 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
             else:
                 key = con.execute("SELECT 'R-' || lpad(nextval('reports_seq')::VARCHAR, 7, '0')").fetchall()[0][0]
                 run(con, f"INSERT INTO reports (report_id, patient_id, received_at, source, entered_by, "
-                         f"{', '.join(cols)}) VALUES (?, ?, ?, 'epro', NULL, {', '.join('?' for _ in cols)})",
-                    [key, who, now, *values])
+                         f"{', '.join(cols)}) VALUES (?, ?, ?, ?, ?, {', '.join('?' for _ in cols)})",
+                    [key, who, now, *origin, *values])
                 panel = con.execute("SELECT panel_id FROM patients WHERE patient_id = ?", [who]).fetchall()[0][0]
                 run(con, "INSERT INTO open_reports (report_id, patient_id, panel_id, reported_at) VALUES (?, ?, ?, ?)",
                     [key, who, panel, clock.aware(report.reported_at)])

@@ -22,6 +22,13 @@ from dashboard.models import REPORT_FLAGS
 QUESTIONNAIRE_URL = "https://backline.example/fhir/Questionnaire/back-pain"
 QUESTIONNAIRE_VERSION = "2"  # the triage contract's version (rules brief, version 2)
 ANSWERS_SYSTEM = "https://backline.example/fhir/CodeSystem/back-pain-answers"
+# A patient's cancer type as Backline names it (rules/cancer_types.yaml), beside any ICD-10 or SNOMED CT code.
+CANCER_SYSTEM = "https://backline.example/fhir/CodeSystem/cancer-type"
+# A yes/no of the patient's record as Backline names it (bone_metastases, long_term_steroids, ...).
+RECORD_FLAG_SYSTEM = "https://backline.example/fhir/CodeSystem/record-flag"
+STAFF_SYSTEM = "https://backline.example/fhir/staff"
+# How a report reached Backline (epro or phone), on a QuestionnaireResponse; epro when absent.
+SOURCE_EXTENSION = "https://backline.example/fhir/StructureDefinition/report-source"
 
 CHOICES: dict[str, tuple[str, dict[str, str]]] = {
     "pain_pattern": (PAIN_PATTERN_QUESTION, PAIN_PATTERN_LABELS),
