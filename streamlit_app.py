@@ -15,6 +15,7 @@ PAGE_FILES = {
     Page.GUIDANCE: (PATHS[Page.GUIDANCE], "Guidance", ":material/menu_book:"),
     Page.METRICS: (PATHS[Page.METRICS], "Response times", ":material/timer:"),
     Page.RULES: (PATHS[Page.RULES], "Rules", ":material/rule:"),
+    Page.IMPORTS: (PATHS[Page.IMPORTS], "Imports", ":material/move_to_inbox:"),
 }
 # Every page is routable, so a direct visit reaches the page's own guard (which says why it is
 # refused); the menu shows only the pages this role may open, its first one being the default.

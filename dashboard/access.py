@@ -24,6 +24,7 @@ class Page(StrEnum):
     GUIDANCE = "guidance"
     METRICS = "metrics"
     RULES = "rules"
+    IMPORTS = "imports"
 
 
 class Action(StrEnum):
@@ -38,6 +39,7 @@ class Action(StrEnum):
     NEW_REPORT = "new_report"
     EXPORT_AUDIT = "export_audit"
     RELOAD_RULES = "reload_rules"
+    EXPORT_FHIR = "export_fhir"
 
 
 # The file that renders each page, in the order of the menu (the entry point routes to them).
@@ -47,6 +49,7 @@ PAGE_FILES: dict[Page, str] = {
     Page.GUIDANCE: "pages/guidance.py",
     Page.METRICS: "pages/response_times.py",
     Page.RULES: "pages/rules.py",
+    Page.IMPORTS: "pages/imports.py",
 }
 PAGES: dict[Page, frozenset[Role]] = {
     Page.QUEUE: frozenset({Role.NURSE, Role.PHYSICIAN, Role.LEAD}),
@@ -54,6 +57,7 @@ PAGES: dict[Page, frozenset[Role]] = {
     Page.GUIDANCE: frozenset(Role),
     Page.METRICS: frozenset({Role.LEAD}),
     Page.RULES: frozenset(Role),
+    Page.IMPORTS: frozenset({Role.LEAD, Role.ADMIN}),
 }
 ACTIONS: dict[Action, frozenset[Role]] = {
     Action.ACKNOWLEDGE: frozenset({Role.NURSE, Role.PHYSICIAN}),
@@ -67,6 +71,7 @@ ACTIONS: dict[Action, frozenset[Role]] = {
     Action.OVERRIDE: frozenset({Role.PHYSICIAN}),
     Action.EXPORT_AUDIT: frozenset({Role.LEAD}),
     Action.RELOAD_RULES: frozenset({Role.ADMIN}),
+    Action.EXPORT_FHIR: frozenset({Role.LEAD}),
 }
 # Who may see identifiable patient data at all (the guidance page hides its report picker otherwise).
 PATIENT_DATA: frozenset[Role] = frozenset({Role.NURSE, Role.PHYSICIAN, Role.LEAD})

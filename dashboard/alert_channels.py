@@ -21,6 +21,7 @@ import logging
 import mailbox
 import smtplib
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ import httpx
 from dashboard.alert_config import LoadedConfig, LogChannel, MailboxChannel, SmtpChannel, WebhookChannel
 
 log = logging.getLogger("backline.alerts")
+_MAILBOX_LOCK = threading.Lock()
 
 KIND_WORDS = {
     "chain": "not yet acknowledged",
@@ -156,14 +158,15 @@ def send(loaded: LoadedConfig, contact_id: str, alert: Alert) -> str:
         if isinstance(channel, MailboxChannel):
             where = loaded.local_path(channel.path)
             where.parent.mkdir(parents=True, exist_ok=True)
-            box = mailbox.mbox(where)
-            box.lock()
-            try:
-                box.add(email_message(alert, "backline@localhost", contact.address, identifiers))
-                box.flush()
-            finally:
-                box.unlock()
-                box.close()
+            with _MAILBOX_LOCK:  # the worker's threads one at a time; the file lock guards against other processes
+                box = mailbox.mbox(where)
+                box.lock()
+                try:
+                    box.add(email_message(alert, "backline@localhost", contact.address, identifiers))
+                    box.flush()
+                finally:
+                    box.unlock()
+                    box.close()
             return f"written to {channel.path}"
         if isinstance(channel, LogChannel):
             log.warning("ALERT to %s: %s - %s", contact.name, alert.headline, alert.link)

@@ -259,7 +259,7 @@ def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
     return tuple(con.execute(
         "SELECT (SELECT max(event_id) FROM events), (SELECT count(*) FROM reports),"
         " (SELECT max(triaged_at) FROM triage_results), (SELECT count(*) FROM open_reports),"
-        " (SELECT max(log_id) FROM alert_log)").fetchall()[0])
+        " (SELECT max(log_id) FROM alert_log), (SELECT max(import_id) FROM fhir_imports)").fetchall()[0])
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
+import pandas as pd
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
@@ -597,3 +598,38 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
         return result
 
     return db.transaction(work)
+
+
+# --------------------------------------------------------------------------- the import log
+
+
+IMPORT_LOG_SQL = """
+SELECT import_id, imported_at, source, actor, result, counts, problems FROM fhir_imports
+ORDER BY import_id DESC LIMIT ?
+"""
+
+
+def import_log(db: Database, limit: int = 200) -> pd.DataFrame:
+    """The latest imports, newest first: when, what file, by whom, imported or refused, the resources of
+    each type (read, new, updated, unchanged, not used) and the problems of a refused one."""
+    frame = db.query(IMPORT_LOG_SQL, [limit])
+    frame["resources"] = [", ".join(f"{kind} {c.get('read', 0):,}" for kind, c in sorted(json.loads(v).items()))
+                          for v in frame["counts"]]
+    frame["changes"] = [", ".join(f"{n:,} {what}" for what, n in sorted(_totals(json.loads(v)).items()) if n)
+                        for v in frame["counts"]]
+    frame["problem_count"] = [len(json.loads(v)) for v in frame["problems"]]
+    return frame
+
+
+def _totals(counts: dict[str, dict[str, int]]) -> Counter:
+    out: Counter = Counter()
+    for c in counts.values():
+        out.update({k: v for k, v in c.items() if k != "read"})
+    return out
+
+
+def import_problems(frame: pd.DataFrame, import_id: int) -> pd.DataFrame:
+    """The problems of one import of the log, as a table."""
+    row = frame[frame["import_id"] == import_id]
+    items = json.loads(row.iloc[0]["problems"]) if not row.empty else []
+    return pd.DataFrame(items, columns=["resource", "path", "problem"])

@@ -316,6 +316,29 @@ def data_version(db: Database) -> tuple:
         return db_data_version(con)
 
 
+@st.cache_data(ttl=60, show_spinner=False, max_entries=4)
+def cached_import_log(path: str, version: tuple) -> pd.DataFrame:
+    from dashboard.fhir_import import import_log
+
+    return import_log(Database(path))
+
+
+def import_problems(log: pd.DataFrame, import_id: int) -> pd.DataFrame:
+    from dashboard.fhir_import import import_problems as problems
+
+    return problems(log, import_id)
+
+
+def fhir_export_bytes(ctx: Context, start: date, end: date) -> bytes:
+    """The FHIR bundle of the reports made from ``start`` to before ``end`` (built only when asked for)."""
+    import json
+
+    from dashboard import fhir_export
+
+    since, until = datetime.combine(start, time(0)), datetime.combine(end, time(0))
+    return json.dumps(fhir_export.bundle(ctx.db, ctx.rules, since=since, until=until), ensure_ascii=False).encode()
+
+
 def alerts_worker_status(ctx: Context):
     """Is the alerts worker running on this database (its heartbeat, read afresh)?"""
     from dashboard.alerts import worker_status

@@ -40,6 +40,7 @@ PAGES = [
     ("Carol", "Guidance", "Guidance"),
     ("Dana", "Response times", "Response times"),
     ("Fay", "Rules", "Rules"),
+    ("Dana", "Imports", "Imports"),
 ]
 
 
