@@ -172,7 +172,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.panel:
         panel_map["*"] = args.panel
     try:
-        result = import_fhir(db, rules, source, now=local_now(), panel_map=panel_map, actor=args.actor)
+        result = import_fhir(db, rules, source, now=local_now(), panel_map=panel_map, actor=args.actor,
+                             progress=lambda line: print(f"backline import: {line}", file=sys.stderr, flush=True))
     except ImportRefused as refused:
         for problem in refused.problems:
             print(f"{source.name}: {problem}", file=sys.stderr)

@@ -34,7 +34,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import duckdb
 import pandas as pd
@@ -248,12 +248,16 @@ def _time(value: Any) -> datetime | None:
 
 
 def import_fhir(db: Database, rules: RuleSet, source: Path | str, *, now: datetime,
-                panel_map: dict[str, str] | None = None, actor: str | None = None) -> ImportResult:
-    """Validate and map every resource of ``source``, then write them in one transaction (or nothing)."""
+                panel_map: dict[str, str] | None = None, actor: str | None = None,
+                progress: Callable[[str], None] | None = None) -> ImportResult:
+    """Validate and map every resource of ``source``, then write them in one transaction (or nothing).
+    ``progress`` hears of every 10,000 resources read, and of the write."""
     source = Path(source)
     now = clock.aware(now)
     batch = _Batch(rules, dict(panel_map or {}))
-    for where, item in read_resources(source):
+    for number, (where, item) in enumerate(read_resources(source), start=1):
+        if progress is not None and number % 10_000 == 0:
+            progress(f"read {number:,} resources ({len(batch.problems):,} problems so far)")
         if isinstance(item, Problem):
             batch.problems.append(item)
             continue
@@ -287,6 +291,9 @@ def import_fhir(db: Database, rules: RuleSet, source: Path | str, *, now: dateti
     if batch.problems:
         _record(db, source, now, actor, "refused", batch.counts, batch.problems)
         raise ImportRefused(batch.problems, batch.counts)
+    if progress is not None:
+        progress(f"all {sum(c['read'] for c in batch.counts.values()):,} resources valid; writing them in one "
+                 "transaction")
     return _write(db, rules, source, now, actor, batch, plan)
 
 
