@@ -499,32 +499,51 @@ def _record_in(con, source: Path, now: datetime, actor: str | None, result: str,
     return import_id
 
 
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[tuple]) -> None:
+    """Append rows in one statement (a frame registered for it), not one statement a row."""
+    if not rows:
+        return
+    frame = pd.DataFrame(rows, columns=columns, dtype=object)
+    con.register("fhir_rows", frame)
+    try:
+        run(con, f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM fhir_rows")
+    finally:
+        con.unregister("fhir_rows")
+
+
 def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str | None, batch: _Batch,
            plan: dict[str, list]) -> ImportResult:
     counts = batch.counts
+    cols = list(ReportIn.model_fields)
 
     def work(con: duckdb.DuckDBPyConnection) -> ImportResult:
         import_id = con.execute("SELECT nextval('fhir_imports_seq')").fetchall()[0][0]
         result = ImportResult(import_id, counts)
+        history: dict[tuple[str, str], list[tuple[str, str | None]]] = defaultdict(list)
+        for kind, rid, version, key in con.execute(
+                "SELECT resource_type, fhir_id, version, backline_key FROM fhir_resources WHERE resource_type || '/' "
+                "|| fhir_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY import_id",
+                [[f"{k}/{i}" for k, i in batch.resources]]).fetchall():
+            history[(kind, rid)].append((version, key))
+        kept: list[tuple] = []
 
         def seen(resource: dict[str, Any]) -> tuple[str, str | None]:
             """new, updated or unchanged; and the Backline key of an earlier version."""
-            kind, rid, version = resource["resourceType"], resource["id"], _version(resource)
-            rows = con.execute("SELECT version, backline_key FROM fhir_resources WHERE resource_type = ? AND "
-                               "fhir_id = ?", [kind, rid]).fetchall()
-            if any(v == version for v, _ in rows):
+            rows = history.get((resource["resourceType"], resource["id"]), [])
+            if any(v == _version(resource) for v, _ in rows):
                 return "unchanged", rows[0][1]
             return ("updated" if rows else "new"), (rows[0][1] if rows else None)
 
         def keep(resource: dict[str, Any], change: str, table: str | None, key: str | None) -> None:
             counts[resource["resourceType"]][change] += 1
-            run(con, "INSERT INTO fhir_resources (resource_type, fhir_id, version, import_id, change, backline_table,"
-                     " backline_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [resource["resourceType"], resource["id"], _version(resource), import_id, change, table, key])
+            kept.append((resource["resourceType"], resource["id"], _version(resource), import_id, change, table, key))
 
         existing = {r[0] for r in con.execute("SELECT patient_id FROM patients").fetchall()}
+        new_patients = []
+        panel_of: dict[str, str] = {}
         for resource, row in plan["patients"]:
             pid = resource["id"]
+            panel_of[pid] = row["panel_id"]
             backline_only = resource.get("_backline_only", False)
             change = "updated" if backline_only else seen(resource)[0]
             if change == "unchanged":
@@ -538,11 +557,11 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
                     run(con, f"UPDATE patients SET {', '.join(f'{k} = ?' for k in changed)} WHERE patient_id = ?",
                         [*changed.values(), pid])
             else:
-                run(con, f"INSERT INTO patients (patient_id, {', '.join(PATIENT_FIELDS)}) VALUES "
-                         f"(?, {', '.join('?' for _ in PATIENT_FIELDS)})", [pid, *row.values()])
+                new_patients.append((pid, *row.values()))
                 existing.add(pid)
             if not backline_only:
                 keep(resource, change, "patients", pid)
+        _insert(con, "patients", ["patient_id", *PATIENT_FIELDS], new_patients)
         for c in plan["conditions"]:
             change, _ = seen(c)
             if change == "unchanged":
@@ -550,6 +569,7 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
             else:
                 keep(c, change, "patients", batch.ref(c.get("subject"))[1])
         next_id = con.execute("SELECT coalesce(max(administration_id), 0) + 1 FROM administrations").fetchall()[0][0]
+        new_doses = []
         for m, who, drug, recognised, start, stop in plan["doses"]:
             change, key = seen(m)
             if change == "unchanged":
@@ -562,12 +582,18 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
                          "WHERE administration_id = ?", [who, drug, start, stop, int(key)])
             else:
                 key = str(next_id)
-                run(con, "INSERT INTO administrations (administration_id, patient_id, drug, given_at, stopped_at) "
-                         "VALUES (?, ?, ?, ?, ?)", [next_id, who, drug, start, stop])
+                new_doses.append((next_id, who, drug, start, stop))
                 next_id += 1
             keep(m, change, "administrations", key)
-        cols = list(ReportIn.model_fields)
-        triage_ids = []
+        _insert(con, "administrations", ["administration_id", "patient_id", "drug", "given_at", "stopped_at"],
+                new_doses)
+        fresh = [q for q, *_ in plan["reports"] if seen(q)[0] == "new"]
+        ids = iter(r[0] for r in con.execute("SELECT 'R-' || lpad(nextval('reports_seq')::VARCHAR, 7, '0') "
+                                             "FROM range(?)", [len(fresh)]).fetchall())
+        missing = {who for _, who, *_ in plan["reports"]} - set(panel_of)
+        panel_of.update(dict(con.execute("SELECT patient_id, panel_id FROM patients WHERE patient_id IN "
+                                         "(SELECT unnest(?::VARCHAR[]))", [sorted(missing)]).fetchall()))
+        new_reports, new_open, unasked_rows, triage_ids = [], [], [], []
         for q, who, report, unasked, origin in plan["reports"]:  # origin: (source, staff id)
             change, key = seen(q)
             if change == "unchanged":
@@ -579,23 +605,23 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
                     [*values, key])
                 run(con, "DELETE FROM report_unasked WHERE report_id = ?", [key])
             else:
-                key = con.execute("SELECT 'R-' || lpad(nextval('reports_seq')::VARCHAR, 7, '0')").fetchall()[0][0]
-                run(con, f"INSERT INTO reports (report_id, patient_id, received_at, source, entered_by, "
-                         f"{', '.join(cols)}) VALUES (?, ?, ?, ?, ?, {', '.join('?' for _ in cols)})",
-                    [key, who, now, *origin, *values])
-                panel = con.execute("SELECT panel_id FROM patients WHERE patient_id = ?", [who]).fetchall()[0][0]
-                run(con, "INSERT INTO open_reports (report_id, patient_id, panel_id, reported_at) VALUES (?, ?, ?, ?)",
-                    [key, who, panel, clock.aware(report.reported_at)])
-            for flag in unasked:
-                run(con, "INSERT INTO report_unasked (report_id, field) VALUES (?, ?)", [key, flag])
+                key = next(ids)
+                new_reports.append((key, who, now, *origin, *values))
+                new_open.append((key, who, panel_of[who], clock.aware(report.reported_at)))
+            unasked_rows += [(key, flag) for flag in unasked]
             keep(q, change, "reports", key)
             triage_ids.append(key)
+        _insert(con, "reports", ["report_id", "patient_id", "received_at", "source", "entered_by", *cols], new_reports)
+        _insert(con, "open_reports", ["report_id", "patient_id", "panel_id", "reported_at"], new_open)
+        _insert(con, "report_unasked", ["report_id", "field"], unasked_rows)
         for o in plan["observations"]:
             change, _ = seen(o)
             if change == "unchanged":
                 counts["Observation"]["unchanged"] += 1
             else:
                 keep(o, change, None, None)
+        _insert(con, "fhir_resources", ["resource_type", "fhir_id", "version", "import_id", "change", "backline_table",
+                                        "backline_key"], kept)
         if triage_ids:
             retriage(con, rules, now=now, report_ids=triage_ids, record_changes=True)
             result.reports = [tuple(r) for r in con.execute(
