@@ -34,6 +34,7 @@ TIER_SYSTEM = f"{BASE}/CodeSystem/tier"
 ACTION_SYSTEM = f"{BASE}/CodeSystem/action"
 MRN_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
 PRIORITY = {"emergency": "stat", "urgent": "asap", "soon": "urgent", "routine": "routine"}
+PARTICIPATION_MODE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode"
 RISK = {"emergency": "high", "urgent": "high", "soon": "moderate", "routine": "low"}
 
 
@@ -132,9 +133,11 @@ def resources(db: Database, rules: RuleSet, *, since: datetime, until: datetime 
                 yield _valid({"resourceType": "Condition", "id": f"{pid}-{key.replace('_', '-')}",
                               "code": {"coding": _flag_coding(rules, key)}, "subject": {"reference": f"Patient/{pid}"}})
     for d in data["doses"].to_dict("records"):
-        common = {"id": f"dose-{int(d['administration_id'])}", "subject": {"reference": f"Patient/{_safe_id(d['patient_id'])}"},
+        common = {"id": f"dose-{int(d['administration_id'])}",
+                  "subject": {"reference": f"Patient/{_safe_id(d['patient_id'])}"},
                   "medicationCodeableConcept": {"text": d["drug"]}}
-        if _iso(d["stopped_at"]) is not None or (rules.resolve_drug(d["drug"]) and rules.resolve_drug(d["drug"]).continuous):
+        known = rules.resolve_drug(d["drug"])
+        if _iso(d["stopped_at"]) is not None or (known is not None and known.continuous):  # a course
             yield _valid({"resourceType": "MedicationStatement", **common,
                           "status": "completed" if _iso(d["stopped_at"]) else "active",
                           "effectivePeriod": {"start": _iso(d["given_at"]), "end": _iso(d["stopped_at"])}})
@@ -216,8 +219,7 @@ def _report(rules: RuleSet, r: dict[str, Any], events: pd.DataFrame) -> Iterator
                           "statusReason": None if e["reached"] else {"text": "not reached"},
                           "subject": patient, "about": [{"reference": f"Task/{rid}-task"}],
                           "sent": _iso(e["acted_at"]), "sender": who,
-                          "medium": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode",
-                                                  "code": "PHONE"}]}],
+                          "medium": [{"coding": [{"system": PARTICIPATION_MODE, "code": "PHONE"}]}],
                           "payload": [{"contentString": e["note"]}] if isinstance(e["note"], str) else None})
         yield _valid({"resourceType": "AuditEvent", "id": f"{rid}-event-{eid}",
                       "type": {"system": ACTION_SYSTEM, "code": e["action"]},

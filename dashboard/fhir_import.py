@@ -28,6 +28,7 @@ nothing; a new version updates the row it became, and ``fhir_resources`` keeps e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter, defaultdict
@@ -224,7 +225,8 @@ def drug_of(rules: RuleSet, concept: dict[str, Any] | None) -> tuple[str, bool]:
         for entry in rules.fhir_codes.medications:
             if entry.system in keys and str(coding.get("code")) == entry.code:
                 return rules.resolve_drug(entry.drug).generic, True
-    names = [c.get("display") for c in _codings(concept)] + [(concept or {}).get("text")]
+    names = [str(n).strip() for n in [c.get("display") for c in _codings(concept)] + [(concept or {}).get("text")]
+             if n and str(n).strip()]
     for name in (n for n in names if n):
         known = rules.resolve_drug(name)
         if known is None:  # "Paclitaxel 6 mg/mL injection": the first word that names a drug
@@ -294,7 +296,12 @@ def import_fhir(db: Database, rules: RuleSet, source: Path | str, *, now: dateti
     if progress is not None:
         progress(f"all {sum(c['read'] for c in batch.counts.values()):,} resources valid; writing them in one "
                  "transaction")
-    return _write(db, rules, source, now, actor, batch, plan)
+    try:
+        return _write(db, rules, source, now, actor, batch, plan)
+    except duckdb.ConstraintException as exc:  # a row the store's own checks refuse: nothing was written
+        problems = [Problem(source.name, "", "the database refused a row: " + " ".join(str(exc).split())[:300])]
+        _record(db, source, now, actor, "refused", batch.counts, problems)
+        raise ImportRefused(problems, batch.counts) from None
 
 
 def _patient_row(batch: _Batch, p: dict[str, Any], known: tuple | None, panels: set[str],
@@ -323,11 +330,22 @@ def _patient_row(batch: _Batch, p: dict[str, Any], known: tuple | None, panels: 
                                                       f"({', '.join(r for r in refs[:-2] if r) or 'none'})")
     elif panel not in panels:
         batch.problem(name_of, "generalPractitioner", f"the panel map gives {panel!r}, which is not a panel")
+    if known is not None:  # the store keys patients by these two: they cannot change in place
+        was_mrn, was_panel = known[PATIENT_FIELDS.index("mrn")], known[PATIENT_FIELDS.index("panel_id")]
+        if mrn and mrn != was_mrn:
+            batch.problem(name_of, "identifier", f"the MRN changes from {was_mrn} to {mrn}: a patient's MRN "
+                                                 "cannot be changed by import yet (merge or correct it at source)")
+        if panel and panel != was_panel:
+            batch.problem(name_of, "generalPractitioner", f"the panel changes from {was_panel} to {panel}: moving a "
+                                                          "patient to another panel by import is not possible yet")
     record = records.get(p["id"], {})
     cancer = record.get("cancer_type") or (known[PATIENT_FIELDS.index("cancer_type")] if known else None)
     if not cancer:
         batch.problem(name_of, "", "no primary cancer: a Condition of this patient with a cancer code of "
                                    "rules/fhir_codes.yaml is needed")
+    born = str(p.get("birthDate") or "")
+    if born and not ("1900" <= born[:4] and born[:10] <= datetime.now().date().isoformat()):
+        batch.problem(name_of, "birthDate", f"{born} is not a plausible date of birth (1900 to today)")
     gender = p.get("gender")
     flags = {f: bool(record.get(f)) or bool(known and known[PATIENT_FIELDS.index(f)]) for f in RECORD_FLAGS}
     return {"mrn": mrn, "name": name, "date_of_birth": p.get("birthDate"),
@@ -372,6 +390,14 @@ def _map(batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime
                 records[who][key] = True
         conditions_used.append(c)
     patients = [(p, _patient_row(batch, p, known.get(p["id"]), panels, records)) for p in batch.of("Patient")]
+    # An MRN names one patient: not another one of Backline's, nor another one of the file.
+    owner = {row[PATIENT_FIELDS.index("mrn")]: pid for pid, row in known.items()}
+    for p, row in patients:
+        mrn = row["mrn"]
+        if mrn and owner.get(mrn, p["id"]) != p["id"]:
+            batch.problem(p, "identifier", f"the MRN {mrn} is already Patient/{owner[mrn]}'s")
+        elif mrn:
+            owner[mrn] = p["id"]
     # A Condition for a patient known only to Backline updates that patient's record.
     for who in set(records) - in_file:
         row = dict(zip(PATIENT_FIELDS, known[who]))
@@ -413,6 +439,9 @@ def _map(batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime
                 start, stop = bounds.get("start") or m.get("authoredOn"), bounds.get("end")
             if not start:
                 batch.problem(m, "effective[x]", "no time: when the drug was given or started is needed")
+                continue
+            if stop and _time(stop) < _time(start):
+                batch.problem(m, "effectivePeriod.end", f"ends ({stop}) before it starts ({start})")
                 continue
             if who is None or drug is None:
                 continue
@@ -508,7 +537,8 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows
     try:
         run(con, f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM fhir_rows")
     finally:
-        con.unregister("fhir_rows")
+        with contextlib.suppress(duckdb.Error):  # after a refused row the transaction is aborted: keep that error
+            con.unregister("fhir_rows")
 
 
 def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str | None, batch: _Batch,

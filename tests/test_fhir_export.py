@@ -74,7 +74,8 @@ def test_the_round_trip_gives_the_same_patients_doses_reports_and_tiers(fresh_db
               "duration_days, temperature_c, worse_at_night, leg_weakness, saddle_numbness, bladder_or_bowel_change, "
               "rigors, feels_unwell, confusion_or_drowsiness, thirst_or_polyuria")
     same(f"SELECT {fields} FROM reports")
-    same("SELECT r.patient_id, r.reported_at, t.tier, t.rule_ids FROM reports r JOIN triage_results t USING (report_id)")
+    same("SELECT r.patient_id, r.reported_at, t.tier, t.rule_ids FROM reports r "
+         "JOIN triage_results t USING (report_id)")
     same("SELECT r.patient_id, r.reported_at, u.field FROM report_unasked u JOIN reports r USING (report_id)")
 
 

@@ -162,7 +162,14 @@ def bad(resource: dict, path: str, value) -> dict:
     return out
 
 
+COURSE = {"resourceType": "MedicationStatement", "id": "fhir-course-1", "status": "completed",
+          "medicationCodeableConcept": {"coding": [{"display": "Arimidex"}]},
+          "subject": {"reference": "Patient/fhir-pt-1"},
+          "effectivePeriod": {"start": "2026-01-10", "end": "2026-01-01"}}
 REFUSALS = [
+    (COURSE, "MedicationStatement/fhir-course-1", "effectivePeriod.end", "before it starts"),
+    (bad(PATIENT, "identifier.0.value", "SAMPLE-MRN"), "Patient/fhir-pt-1", "identifier", "is already Patient/"),
+    (bad(PATIENT, "birthDate", "1850-01-01"), "Patient/fhir-pt-1", "birthDate", "not a plausible date of birth"),
     (bad(PATIENT, "birthDate", "1968-13-40"), "Patient/fhir-pt-1", "birthDate", "does not match"),
     (bad(PATIENT, "identifier", []), "Patient/fhir-pt-1", "identifier", "no MRN"),
     (bad(PATIENT, "managingOrganization", {"reference": "Organization/elsewhere"}), "Patient/fhir-pt-1",
@@ -184,6 +191,9 @@ def test_one_bad_resource_and_nothing_of_the_file_is_imported(fresh_db, rules, t
                                                              words):
     parts = {r["id"]: r for r in (PATIENT, BREAST, DOSE, response("fhir-qr-1", "fhir-pt-1", "2026-11-20T09:00:00Z"))}
     parts[broken["id"]] = broken
+    if "SAMPLE-MRN" in json.dumps(broken):  # the MRN of a patient Backline already has
+        sample_mrn = fresh_db.scalar("SELECT min(mrn) FROM patients")
+        parts[broken["id"]] = json.loads(json.dumps(broken).replace("SAMPLE-MRN", sample_mrn))
     before = counts(fresh_db)
     with pytest.raises(ImportRefused) as caught:
         import_fhir(fresh_db, rules, sample(tmp_path, *parts.values()), now=NOW, panel_map=PANEL_MAP)
@@ -288,3 +298,34 @@ def test_the_hl7_medication_administration_alone_is_refused_for_its_unknown_pati
         import_fhir(fresh_db, rules, path, now=NOW, panel_map={"*": "BRE-A"})
     assert [str(p) for p in caught.value.problems] == [
         "MedicationAdministration/medadminexample03 subject: Patient/pat1 is neither in the file nor in Backline"]
+
+
+def test_a_patient_moved_to_another_panel_or_given_a_new_mrn_is_refused_and_nothing_changes(fresh_db, rules,
+                                                                                            tmp_path):
+    """The store keys a patient by MRN and panel (the open queue is filed by panel): an import that would
+    change either is refused, naming it, rather than half-applied."""
+    qr = response("fhir-qr-1", "fhir-pt-1", "2026-11-20T09:00:00Z")
+    import_fhir(fresh_db, rules, sample(tmp_path, PATIENT, BREAST, DOSE, qr), now=NOW, panel_map=PANEL_MAP)
+    other = fresh_db.scalar("SELECT min(panel_id) FROM panels WHERE panel_id <> 'BRE-A'")
+    moved = {**PATIENT, "managingOrganization": {"reference": "Organization/other-unit"},
+             "identifier": [{**PATIENT["identifier"][0], "value": "MRN-F0002"}],
+             "name": [{"family": "Okafor", "given": ["Ada"]}]}
+    before = counts(fresh_db)
+    with pytest.raises(ImportRefused) as caught:
+        import_fhir(fresh_db, rules, sample(tmp_path, moved, name="moved.json"), now=NOW,
+                    panel_map={**PANEL_MAP, "Organization/other-unit": other})
+    assert [(p.path, p.problem.split(":")[0]) for p in caught.value.problems] == [
+        ("identifier", "the MRN changes from MRN-F0001 to MRN-F0002"),
+        ("generalPractitioner", f"the panel changes from BRE-A to {other}")]
+    assert counts(fresh_db) == before
+    assert fresh_db.rows("SELECT mrn, name FROM patients WHERE patient_id = 'fhir-pt-1'") == [("MRN-F0001",
+                                                                                              "Adaeze Okafor")]
+
+
+def test_a_course_by_brand_name_is_kept_from_its_start_to_its_end(fresh_db, rules, tmp_path):
+    course = {**COURSE, "effectivePeriod": {"start": "2026-01-01", "end": "2026-10-01"}}
+    import_fhir(fresh_db, rules, sample(tmp_path, PATIENT, BREAST, course), now=NOW, panel_map=PANEL_MAP)
+    [(drug, given, stopped)] = fresh_db.rows("SELECT drug, given_at, stopped_at FROM administrations "
+                                             "WHERE patient_id = 'fhir-pt-1'")
+    assert drug == "anastrozole" and (given.date().isoformat(), stopped.date().isoformat()) == ("2026-01-01",
+                                                                                                 "2026-10-01")
