@@ -61,3 +61,11 @@ def test_a_nurse_cannot_open_the_imports_page(imported):
     at = open_app(NURSE, "imports")
     assert "fhir-pt-1" not in texts(at)
     assert not [d for d in at.dataframe if "resources" in d.value.columns]
+
+
+def test_an_imported_report_is_in_the_nurses_queue_at_once(imported):
+    report_id = imported.scalar("SELECT backline_key FROM fhir_resources WHERE fhir_id = 'fhir-qr-1'")
+    at = open_app(NURSE)
+    table = at.dataframe[0].value
+    assert report_id in set(table["Report"])
+    assert table[table["Report"] == report_id].iloc[0]["Patient"] == "Adaeze Okafor · MRN-F0001"
