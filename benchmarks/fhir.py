@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,15 +28,18 @@ from dashboard.seed import generate_sample, seed_generated  # noqa: E402
 
 
 def child(*args: str) -> tuple[float, int, str]:
-    """Run ``backline ARGS`` in a child process: seconds, its peak RSS in bytes, its standard output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``backline ARGS`` in a child process: seconds, its own peak RSS in bytes (wait4), its output."""
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dashboard", *args], cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - began
-    if done.returncode != 0:
-        raise SystemExit(f"backline {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) * 1024, done.stdout
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dashboard", *args], cwd=ROOT, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - began
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"backline {' '.join(args)} failed:\n{err.read()[-2000:]}")
+        return seconds, usage.ru_maxrss * 1024, out.read()
 
 
 def main() -> int:

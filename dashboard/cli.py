@@ -182,8 +182,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     for kind, c in sorted(result.counts.items()):
         print(f"{kind}: " + ", ".join(f"{n:,} {what}" for what, n in c.items() if n))
-    for report_id, tier in result.reports:
+    for report_id, tier in result.reports[:20]:
         print(f"triaged {report_id}: {tier}")
+    if sum(result.tiers.values()) > 20:
+        print(f"triaged {sum(result.tiers.values()):,} reports: "
+              + ", ".join(f"{n:,} {tier}" for tier, n in result.tiers.most_common()))
     for drug in dict.fromkeys(result.unrecognised_drugs):
         print(f"unrecognised drug (kept, counted as possible anticancer treatment): {drug}")
     print(f"imported {source} (import {result.import_id})")

@@ -17,9 +17,11 @@ What is read (``rules/fhir_codes.yaml`` holds every code):
   patient's ``Observation`` (pain severity, body temperature) nearest its time within two hours.
 
 All or nothing: every resource is validated (``fhir.resources``, R4B models, which read R4) and
-mapped before anything is written; one problem (bad JSON, a structure the models refuse, a code that
-must map and does not, a reference to a patient that is neither in the file nor in the database) and
-nothing of the file is imported; every problem is reported with the resource, its id and the field.
+mapped, and written in one transaction; one problem (bad JSON, a structure the models refuse, a code
+that must map and does not, a reference to a patient that is neither in the file nor in the database)
+rolls it back and nothing of the file is imported; every problem is reported with the resource, its
+id and the field. The doses and the responses, the bulk of an export, are read in a second pass and
+written a chunk at a time inside that transaction, so that a large export is never held in memory.
 
 Idempotent: each resource is keyed by its type and id, and its version by ``meta.versionId`` or,
 without one, by the digest of its content. A resource already imported at that version changes
@@ -82,8 +84,9 @@ class ImportRefused(Exception):
 class ImportResult:
     import_id: int
     counts: dict[str, Counter]
-    reports: list[tuple[str, str]] = field(default_factory=list)  # (report id, tier) triaged now
+    reports: list[tuple[str, str]] = field(default_factory=list)  # (report id, tier) triaged now, the first 1,000
     unrecognised_drugs: list[str] = field(default_factory=list)
+    tiers: Counter = field(default_factory=Counter)  # every report triaged now, by tier
 
 
 # --------------------------------------------------------------------------- reading
@@ -249,17 +252,44 @@ def _time(value: Any) -> datetime | None:
 # --------------------------------------------------------------------------- the import
 
 
+SMALL = ("Patient", "Condition", "Medication", "Observation")  # read whole before anything is written
+LARGE = ("MedicationAdministration", "MedicationStatement", "MedicationRequest", "QuestionnaireResponse")
+CHUNK = 20_000  # doses and reports validated, mapped and written at a time
+LISTED_REPORTS = 1_000  # reports named in the result (all are counted by tier)
+
+
+class _Refused(Exception):
+    """Problems found while writing: the transaction is rolled back."""
+
+
+def _validate(batch: _Batch, resource: dict[str, Any]) -> bool:
+    kind = resource["resourceType"]
+    try:
+        get_fhir_model_class(kind).model_validate(resource)
+    except ValidationError as exc:
+        for err in exc.errors()[:20]:
+            batch.problem(f"{kind}/{resource['id']}", _path(err["loc"]), err["msg"].removeprefix("Value error, "))
+        return False
+    return True
+
+
 def import_fhir(db: Database, rules: RuleSet, source: Path | str, *, now: datetime,
                 panel_map: dict[str, str] | None = None, actor: str | None = None,
                 progress: Callable[[str], None] | None = None) -> ImportResult:
-    """Validate and map every resource of ``source``, then write them in one transaction (or nothing).
-    ``progress`` hears of every 10,000 resources read, and of the write."""
+    """Validate and map every resource of ``source`` and write them in one transaction, or nothing.
+
+    Two passes over the source, so that a Bulk Data export is never held in memory: the first reads
+    the patients, their conditions, medications and observations (few) and checks them; the second,
+    inside the transaction, validates, maps and writes the doses and the responses a chunk at a time.
+    A problem anywhere rolls the transaction back and the whole file is refused, every problem named.
+    ``progress`` hears of every 10,000 resources read in each pass."""
     source = Path(source)
     now = clock.aware(now)
     batch = _Batch(rules, dict(panel_map or {}))
+    large: set[str] = set()
     for number, (where, item) in enumerate(read_resources(source), start=1):
         if progress is not None and number % 10_000 == 0:
-            progress(f"read {number:,} resources ({len(batch.problems):,} problems so far)")
+            progress(f"checked {number:,} resources ({len(batch.problems):,} problems so far)")
         if isinstance(item, Problem):
             batch.problems.append(item)
             continue
@@ -273,11 +303,12 @@ def import_fhir(db: Database, rules: RuleSet, source: Path | str, *, now: dateti
         if not resource.get("id"):
             batch.problem(where, "id", f"a {kind} without an id cannot be kept or updated")
             continue
-        try:
-            get_fhir_model_class(kind).model_validate(resource)
-        except ValidationError as exc:
-            for err in exc.errors()[:20]:
-                batch.problem(name, _path(err["loc"]), err["msg"].removeprefix("Value error, "))
+        if kind in LARGE:  # validated, mapped and written in the second pass
+            if name in large:
+                batch.problem(name, "id", "appears twice in the file")
+            large.add(name)
+            continue
+        if not _validate(batch, resource):
             continue
         if (kind, resource["id"]) in batch.resources:
             batch.problem(name, "id", "appears twice in the file")
@@ -285,23 +316,30 @@ def import_fhir(db: Database, rules: RuleSet, source: Path | str, *, now: dateti
         batch.resources[(kind, resource["id"])] = resource
         if full_url:
             batch.urls[full_url] = (kind, resource["id"])
+    large.clear()
     with db.connect() as con:
         known_patients = {r[0]: r[1:] for r in con.execute(
             f"SELECT patient_id, {', '.join(PATIENT_FIELDS)} FROM patients").fetchall()}
         panels = {r[0] for r in con.execute("SELECT panel_id FROM panels").fetchall()}
-    plan = _map(batch, known_patients, panels, now)
-    if batch.problems:
-        _record(db, source, now, actor, "refused", batch.counts, batch.problems)
-        raise ImportRefused(batch.problems, batch.counts)
-    if progress is not None:
-        progress(f"all {sum(c['read'] for c in batch.counts.values()):,} resources valid; writing them in one "
-                 "transaction")
+    mapper = _Mapper(batch, known_patients, panels, now)
+    problems, counts = list(batch.problems), {k: Counter(v) for k, v in batch.counts.items()}
+
+    def work(con: duckdb.DuckDBPyConnection) -> ImportResult:
+        batch.problems[:] = problems  # a write conflict runs this again: from where the first pass left off
+        batch.counts.clear()
+        batch.counts.update({k: Counter(v) for k, v in counts.items()})
+        mapper.used_observations.clear()
+        return _write(con, rules, source, now, actor, batch, mapper, progress)
+
     try:
-        return _write(db, rules, source, now, actor, batch, plan)
+        return db.transaction(work)
+    except _Refused:
+        _record(db, source, now, actor, "refused", batch.counts, batch.problems)
+        raise ImportRefused(batch.problems, batch.counts) from None
     except duckdb.ConstraintException as exc:  # a row the store's own checks refuse: nothing was written
-        problems = [Problem(source.name, "", "the database refused a row: " + " ".join(str(exc).split())[:300])]
-        _record(db, source, now, actor, "refused", batch.counts, problems)
-        raise ImportRefused(problems, batch.counts) from None
+        refused = [Problem(source.name, "", "the database refused a row: " + " ".join(str(exc).split())[:300])]
+        _record(db, source, now, actor, "refused", batch.counts, refused)
+        raise ImportRefused(refused, batch.counts) from None
 
 
 def _patient_row(batch: _Batch, p: dict[str, Any], known: tuple | None, panels: set[str],
@@ -353,126 +391,129 @@ def _patient_row(batch: _Batch, p: dict[str, Any], known: tuple | None, panels: 
             **flags, "panel_id": panel}
 
 
-def _map(batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime) -> dict[str, list]:
-    rules = batch.rules
-    in_file = {r["id"] for r in batch.of("Patient")}
+class _Mapper:
+    """What the resources become: the patients (with their conditions) at once, then each dose and each
+    response on its own, as the second pass reaches it."""
 
-    def subject(resource: dict[str, Any], path: str = "subject") -> str | None:
-        target = batch.ref(resource.get(path))
+    def __init__(self, batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime):
+        self.batch, self.known, self.now = batch, known, now
+        rules = batch.rules
+        self.in_file = {r["id"] for r in batch.of("Patient")}
+        records: dict[str, dict[str, Any]] = defaultdict(dict)
+        latest_cancer: dict[str, str] = {}
+        self.conditions = []
+        for c in batch.of("Condition"):
+            who = self.subject(c)
+            status = [x.get("code") for x in _codings(c.get("verificationStatus"))]
+            if who is None or any(s in ("refuted", "entered-in-error") for s in status):
+                batch.counts["Condition"]["not_used"] += 1
+                continue
+            sets = condition_sets(rules, c.get("code"))
+            if sets is None:
+                batch.counts["Condition"]["not_used"] += 1
+                continue
+            when = str(c.get("recordedDate") or c.get("onsetDateTime") or "")
+            if "cancer_type" in sets and (who not in latest_cancer or when >= latest_cancer[who]):
+                latest_cancer[who] = when
+                records[who]["cancer_type"] = sets["cancer_type"]
+            for key in RECORD_FLAGS:
+                if sets.get(key):
+                    records[who][key] = True
+            self.conditions.append(c)
+        self.patients = [(p, _patient_row(batch, p, known.get(p["id"]), panels, records))
+                         for p in batch.of("Patient")]
+        # An MRN names one patient: not another one of Backline's, nor another one of the file.
+        owner = {row[PATIENT_FIELDS.index("mrn")]: pid for pid, row in known.items()}
+        for p, row in self.patients:
+            mrn = row["mrn"]
+            if mrn and owner.get(mrn, p["id"]) != p["id"]:
+                batch.problem(p, "identifier", f"the MRN {mrn} is already Patient/{owner[mrn]}'s")
+            elif mrn:
+                owner[mrn] = p["id"]
+        # A Condition for a patient known only to Backline updates that patient's record.
+        for who in set(records) - self.in_file:
+            row = dict(zip(PATIENT_FIELDS, known[who]))
+            row.update(records[who])
+            self.patients.append(({"resourceType": "Patient", "id": who, "_backline_only": True}, row))
+        self.medications = {r["id"]: r for r in batch.of("Medication")}
+        self.observations: dict[str, list[tuple[datetime, str, Any, dict]]] = defaultdict(list)
+        for o in batch.of("Observation"):
+            target = observation_field(rules, o.get("code"))
+            who = batch.ref(o.get("subject"))
+            at = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start")
+            quantity = (o.get("valueQuantity") or {}).get("value", o.get("valueInteger"))
+            if target is None or who is None or at is None or quantity is None or o.get("status") == "entered-in-error":
+                continue
+            self.observations[who[1]].append((_time(at), target, quantity, o))
+        self.used_observations: set[str] = set()
+
+    def subject(self, resource: dict[str, Any], path: str = "subject") -> str | None:
+        target = self.batch.ref(resource.get(path))
         name = f"{resource['resourceType']}/{resource['id']}"
         if target is None or target[0] != "Patient":
-            batch.problem(name, path, "must reference a Patient")
+            self.batch.problem(name, path, "must reference a Patient")
             return None
-        if target[1] not in in_file and target[1] not in known:
-            batch.problem(name, path, f"Patient/{target[1]} is neither in the file nor in Backline")
+        if target[1] not in self.in_file and target[1] not in self.known:
+            self.batch.problem(name, path, f"Patient/{target[1]} is neither in the file nor in Backline")
             return None
         return target[1]
 
-    records: dict[str, dict[str, Any]] = defaultdict(dict)
-    latest_cancer: dict[str, str] = {}
-    conditions_used = []
-    for c in batch.of("Condition"):
-        who = subject(c)
-        status = [x.get("code") for x in _codings(c.get("verificationStatus"))]
-        if who is None or any(s in ("refuted", "entered-in-error") for s in status):
-            batch.counts["Condition"]["not_used"] += 1
-            continue
-        sets = condition_sets(rules, c.get("code"))
-        if sets is None:
-            batch.counts["Condition"]["not_used"] += 1
-            continue
-        when = str(c.get("recordedDate") or c.get("onsetDateTime") or "")
-        if "cancer_type" in sets and (who not in latest_cancer or when >= latest_cancer[who]):
-            latest_cancer[who] = when
-            records[who]["cancer_type"] = sets["cancer_type"]
-        for key in RECORD_FLAGS:
-            if sets.get(key):
-                records[who][key] = True
-        conditions_used.append(c)
-    patients = [(p, _patient_row(batch, p, known.get(p["id"]), panels, records)) for p in batch.of("Patient")]
-    # An MRN names one patient: not another one of Backline's, nor another one of the file.
-    owner = {row[PATIENT_FIELDS.index("mrn")]: pid for pid, row in known.items()}
-    for p, row in patients:
-        mrn = row["mrn"]
-        if mrn and owner.get(mrn, p["id"]) != p["id"]:
-            batch.problem(p, "identifier", f"the MRN {mrn} is already Patient/{owner[mrn]}'s")
-        elif mrn:
-            owner[mrn] = p["id"]
-    # A Condition for a patient known only to Backline updates that patient's record.
-    for who in set(records) - in_file:
-        row = dict(zip(PATIENT_FIELDS, known[who]))
-        row.update(records[who])
-        patients.append(({"resourceType": "Patient", "id": who, "_backline_only": True}, row))
-
-    medications = {r["id"]: r for r in batch.of("Medication")}
-
-    def concept(resource: dict[str, Any]) -> dict[str, Any] | None:
+    def concept(self, resource: dict[str, Any]) -> dict[str, Any] | None:
         if resource.get("medicationCodeableConcept"):
             return resource["medicationCodeableConcept"]
-        target = batch.ref(resource.get("medicationReference"))
+        target = self.batch.ref(resource.get("medicationReference"))
         contained = {f"#{r.get('id')}": r for r in resource.get("contained") or []}
         ref = (resource.get("medicationReference") or {}).get("reference")
-        medication = contained.get(ref) or (medications.get(target[1]) if target else None)
+        medication = contained.get(ref) or (self.medications.get(target[1]) if target else None)
         if medication is None:
-            batch.problem(resource, "medicationReference", "the Medication it names is not in the file")
+            self.batch.problem(resource, "medicationReference", "the Medication it names is not in the file")
             return None
         return medication.get("code")
 
-    doses = []
-    for kind in ("MedicationAdministration", "MedicationStatement", "MedicationRequest"):
-        for m in batch.of(kind):
-            if m.get("status") in ("not-done", "entered-in-error", "cancelled", "not-taken", "draft"):
-                batch.counts[kind]["not_used"] += 1
-                continue
-            who = subject(m)
-            drug = concept(m)
-            if kind == "MedicationAdministration":
-                start = m.get("effectiveDateTime") or (m.get("effectivePeriod") or {}).get("start")
-                stop = None
-            elif kind == "MedicationStatement":
-                period = m.get("effectivePeriod") or {}
-                start, stop = m.get("effectiveDateTime") or period.get("start"), period.get("end")
-            else:
-                bounds = next((((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod")
-                               for d in m.get("dosageInstruction") or []
-                               if ((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod")), None) or {}
-                start, stop = bounds.get("start") or m.get("authoredOn"), bounds.get("end")
-            if not start:
-                batch.problem(m, "effective[x]", "no time: when the drug was given or started is needed")
-                continue
-            if stop and _time(stop) < _time(start):
-                batch.problem(m, "effectivePeriod.end", f"ends ({stop}) before it starts ({start})")
-                continue
-            if who is None or drug is None:
-                continue
-            name, recognised = drug_of(rules, drug)
-            doses.append((m, who, name, recognised, _time(start), _time(stop) if stop else None))
+    def dose(self, m: dict[str, Any]) -> tuple | None:
+        """A dose or course: (resource key, patient, drug, recognised, start, stop), or None."""
+        batch, kind = self.batch, m["resourceType"]
+        if m.get("status") in ("not-done", "entered-in-error", "cancelled", "not-taken", "draft"):
+            batch.counts[kind]["not_used"] += 1
+            return None
+        who = self.subject(m)
+        drug = self.concept(m)
+        if kind == "MedicationAdministration":
+            start = m.get("effectiveDateTime") or (m.get("effectivePeriod") or {}).get("start")
+            stop = None
+        elif kind == "MedicationStatement":
+            period = m.get("effectivePeriod") or {}
+            start, stop = m.get("effectiveDateTime") or period.get("start"), period.get("end")
+        else:
+            bounds = next((((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod")
+                           for d in m.get("dosageInstruction") or []
+                           if ((d.get("timing") or {}).get("repeat") or {}).get("boundsPeriod")), None) or {}
+            start, stop = bounds.get("start") or m.get("authoredOn"), bounds.get("end")
+        if not start:
+            batch.problem(m, "effective[x]", "no time: when the drug was given or started is needed")
+            return None
+        if stop and _time(stop) < _time(start):
+            batch.problem(m, "effectivePeriod.end", f"ends ({stop}) before it starts ({start})")
+            return None
+        if who is None or drug is None:
+            return None
+        name, recognised = drug_of(batch.rules, drug)
+        return _key(m), who, name, recognised, _time(start), _time(stop) if stop else None
 
-    observations: dict[str, list[tuple[datetime, str, Any, dict]]] = defaultdict(list)
-    for o in batch.of("Observation"):
-        target = observation_field(rules, o.get("code"))
-        who = batch.ref(o.get("subject"))
-        at = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start")
-        quantity = (o.get("valueQuantity") or {}).get("value", o.get("valueInteger"))
-        if target is None or who is None or at is None or quantity is None or o.get("status") == "entered-in-error":
-            continue
-        observations[who[1]].append((_time(at), target, quantity, o))
-
-    reports = []
-    used_observations = set()
-    for q in batch.of("QuestionnaireResponse"):
-        name = f"QuestionnaireResponse/{q['id']}"
+    def report(self, q: dict[str, Any]) -> tuple | None:
+        """A report: (resource key, patient, report, unasked, (source, entered by)), or None."""
+        batch, name = self.batch, f"QuestionnaireResponse/{q['id']}"
         if str(q.get("questionnaire", "")).split("|")[0] != QUESTIONNAIRE_URL:
             batch.problem(name, "questionnaire", f"a response to {q.get('questionnaire')!r}, not to Backline's "
                                                  f"questionnaire ({QUESTIONNAIRE_URL})")
-            continue
+            return None
         if q.get("status") not in ("completed", "amended"):
             batch.counts["QuestionnaireResponse"]["not_used"] += 1
-            continue
-        who = subject(q)
+            return None
+        who = self.subject(q)
         if not q.get("authored"):
             batch.problem(name, "authored", "no time: when the patient reported is needed")
-            continue
+            return None
         fields, unasked, problems = report_from_response(q.get("item"))
         for link, text in problems:
             batch.problem(name, f"item[{link}]", text)
@@ -480,34 +521,36 @@ def _map(batch: _Batch, known: dict[str, tuple], panels: set[str], now: datetime
         for want in ("pain_score", "temperature_c"):
             if want in fields or who is None:
                 continue
-            near = [(abs(at - reported), value, o) for at, f, value, o in observations.get(who, []) if f == want
-                    and abs(at - reported) <= OBSERVATION_WINDOW]
+            near = [(abs(at - reported), value, o) for at, f, value, o in self.observations.get(who, [])
+                    if f == want and abs(at - reported) <= OBSERVATION_WINDOW]
             if near:
                 _, value, o = min(near, key=lambda x: x[0])
                 fields[want] = value
-                used_observations.add(o["id"])
+                self.used_observations.add(o["id"])
         try:
             report = ReportIn.model_validate({"reported_at": reported, **fields})
         except ValidationError as exc:
             for path, text in errors_of(exc):
                 batch.problem(name, f"item[{path}]", text)
-            continue
-        if reported > now:
+            return None
+        if reported > self.now:
             batch.problem(name, "authored", "is in the future")
-            continue
+            return None
         author = (q.get("author") or {}).get("identifier") or {}
         entered_by = author.get("value") if author.get("system") == STAFF_SYSTEM else None
         source = next((x.get("valueCode") for x in q.get("extension") or [] if x.get("url") == SOURCE_EXTENSION),
                       "epro")
         if source not in ("epro", "phone"):
             batch.problem(name, "extension", f"report source {source!r} is not epro or phone")
-        elif who is not None:
-            reports.append((q, who, report, unasked, (source, entered_by)))
-    for o in batch.of("Observation"):
-        if o["id"] not in used_observations:
-            batch.counts["Observation"]["not_used"] += 1
-    return {"patients": patients, "conditions": conditions_used, "doses": doses, "reports": reports,
-            "observations": [o for o in batch.of("Observation") if o["id"] in used_observations]}
+            return None
+        if who is None:
+            return None
+        return _key(q), who, report, unasked, (source, entered_by)
+
+
+def _key(resource: dict[str, Any]) -> tuple[str, str, str]:
+    """A resource as the history keys it: type, id, version (the rest of it is not kept)."""
+    return resource["resourceType"], resource["id"], _version(resource)
 
 
 def _record(db: Database, source: Path, now: datetime, actor: str | None, result: str,
@@ -541,41 +584,49 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows
             con.unregister("fhir_rows")
 
 
-def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str | None, batch: _Batch,
-           plan: dict[str, list]) -> ImportResult:
+def _write(con: duckdb.DuckDBPyConnection, rules: RuleSet, source: Path, now: datetime, actor: str | None,
+           batch: _Batch, mapper: _Mapper, progress: Callable[[str], None] | None) -> ImportResult:
     counts = batch.counts
     cols = list(ReportIn.model_fields)
+    import_id = con.execute("SELECT nextval('fhir_imports_seq')").fetchall()[0][0]
+    result = ImportResult(import_id, counts)
+    kept: list[tuple] = []
 
-    def work(con: duckdb.DuckDBPyConnection) -> ImportResult:
-        import_id = con.execute("SELECT nextval('fhir_imports_seq')").fetchall()[0][0]
-        result = ImportResult(import_id, counts)
-        history: dict[tuple[str, str], list[tuple[str, str | None]]] = defaultdict(list)
+    def history(keys: list[tuple[str, str, str]]) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
+        """The versions imported before of these resources, with the Backline row each became."""
+        found: dict[tuple[str, str], list[tuple[str, str | None]]] = defaultdict(list)
         for kind, rid, version, key in con.execute(
                 "SELECT resource_type, fhir_id, version, backline_key FROM fhir_resources WHERE resource_type || '/' "
                 "|| fhir_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY import_id",
-                [[f"{k}/{i}" for k, i in batch.resources]]).fetchall():
-            history[(kind, rid)].append((version, key))
-        kept: list[tuple] = []
+                [[f"{k}/{i}" for k, i, _ in keys]]).fetchall():
+            found[(kind, rid)].append((version, key))
+        return found
 
-        def seen(resource: dict[str, Any]) -> tuple[str, str | None]:
-            """new, updated or unchanged; and the Backline key of an earlier version."""
-            rows = history.get((resource["resourceType"], resource["id"]), [])
-            if any(v == _version(resource) for v, _ in rows):
-                return "unchanged", rows[0][1]
-            return ("updated" if rows else "new"), (rows[0][1] if rows else None)
+    def seen(before: dict, key: tuple[str, str, str]) -> tuple[str, str | None]:
+        """new, updated or unchanged; and the Backline key of an earlier version."""
+        rows = before.get(key[:2], [])
+        if any(v == key[2] for v, _ in rows):
+            return "unchanged", rows[0][1]
+        return ("updated" if rows else "new"), (rows[0][1] if rows else None)
 
-        def keep(resource: dict[str, Any], change: str, table: str | None, key: str | None) -> None:
-            counts[resource["resourceType"]][change] += 1
-            kept.append((resource["resourceType"], resource["id"], _version(resource), import_id, change, table, key))
+    def keep(key: tuple[str, str, str], change: str, table: str | None, row_key: str | None) -> None:
+        counts[key[0]][change] += 1
+        kept.append((*key, import_id, change, table, row_key))
 
+    def flush_kept() -> None:
+        _insert(con, "fhir_resources", ["resource_type", "fhir_id", "version", "import_id", "change",
+                                        "backline_table", "backline_key"], kept)
+        kept.clear()
+
+    writing = not batch.problems
+    if writing:
+        before = history([_key(r) for r in batch.resources.values()])
         existing = {r[0] for r in con.execute("SELECT patient_id FROM patients").fetchall()}
         new_patients = []
-        panel_of: dict[str, str] = {}
-        for resource, row in plan["patients"]:
+        for resource, row in mapper.patients:
             pid = resource["id"]
-            panel_of[pid] = row["panel_id"]
             backline_only = resource.get("_backline_only", False)
-            change = "updated" if backline_only else seen(resource)[0]
+            change = "updated" if backline_only else seen(before, _key(resource))[0]
             if change == "unchanged":
                 counts["Patient"]["unchanged"] += 1
                 continue
@@ -590,77 +641,115 @@ def _write(db: Database, rules: RuleSet, source: Path, now: datetime, actor: str
                 new_patients.append((pid, *row.values()))
                 existing.add(pid)
             if not backline_only:
-                keep(resource, change, "patients", pid)
+                keep(_key(resource), change, "patients", pid)
         _insert(con, "patients", ["patient_id", *PATIENT_FIELDS], new_patients)
-        for c in plan["conditions"]:
-            change, _ = seen(c)
+        for c in mapper.conditions:
+            change, _ = seen(before, _key(c))
             if change == "unchanged":
                 counts["Condition"]["unchanged"] += 1
             else:
-                keep(c, change, "patients", batch.ref(c.get("subject"))[1])
-        next_id = con.execute("SELECT coalesce(max(administration_id), 0) + 1 FROM administrations").fetchall()[0][0]
+                keep(_key(c), change, "patients", batch.ref(c.get("subject"))[1])
+        flush_kept()
+    next_id = con.execute("SELECT coalesce(max(administration_id), 0) + 1 FROM administrations").fetchall()[0][0]
+    tiers: Counter = Counter()
+
+    def flush(doses: list[tuple], reports: list[tuple]) -> None:
+        nonlocal next_id
+        before = history([d[0] for d in doses] + [r[0] for r in reports])
         new_doses = []
-        for m, who, drug, recognised, start, stop in plan["doses"]:
-            change, key = seen(m)
+        for key, who, drug, recognised, start, stop in doses:
+            change, row_key = seen(before, key)
             if change == "unchanged":
-                counts[m["resourceType"]]["unchanged"] += 1
+                counts[key[0]]["unchanged"] += 1
                 continue
-            if not recognised:
+            if not recognised and len(result.unrecognised_drugs) < LISTED_REPORTS:
                 result.unrecognised_drugs.append(drug)
-            if change == "updated" and key is not None:
+            if change == "updated" and row_key is not None:
                 run(con, "UPDATE administrations SET patient_id = ?, drug = ?, given_at = ?, stopped_at = ? "
-                         "WHERE administration_id = ?", [who, drug, start, stop, int(key)])
+                         "WHERE administration_id = ?", [who, drug, start, stop, int(row_key)])
             else:
-                key = str(next_id)
+                row_key = str(next_id)
                 new_doses.append((next_id, who, drug, start, stop))
                 next_id += 1
-            keep(m, change, "administrations", key)
+            keep(key, change, "administrations", row_key)
         _insert(con, "administrations", ["administration_id", "patient_id", "drug", "given_at", "stopped_at"],
                 new_doses)
-        fresh = [q for q, *_ in plan["reports"] if seen(q)[0] == "new"]
+        fresh = sum(1 for r in reports if seen(before, r[0])[0] == "new")
         ids = iter(r[0] for r in con.execute("SELECT 'R-' || lpad(nextval('reports_seq')::VARCHAR, 7, '0') "
-                                             "FROM range(?)", [len(fresh)]).fetchall())
-        missing = {who for _, who, *_ in plan["reports"]} - set(panel_of)
-        panel_of.update(dict(con.execute("SELECT patient_id, panel_id FROM patients WHERE patient_id IN "
-                                         "(SELECT unnest(?::VARCHAR[]))", [sorted(missing)]).fetchall()))
+                                             "FROM range(?)", [fresh]).fetchall())
+        panel_of = dict(con.execute("SELECT patient_id, panel_id FROM patients WHERE patient_id IN "
+                                    "(SELECT unnest(?::VARCHAR[]))", [sorted({r[1] for r in reports})]).fetchall())
         new_reports, new_open, unasked_rows, triage_ids = [], [], [], []
-        for q, who, report, unasked, origin in plan["reports"]:  # origin: (source, staff id)
-            change, key = seen(q)
+        for key, who, report, unasked, origin in reports:  # origin: (source, staff id)
+            change, row_key = seen(before, key)
             if change == "unchanged":
                 counts["QuestionnaireResponse"]["unchanged"] += 1
                 continue
             values = [clock.aware(v) if isinstance(v, datetime) else v for v in (getattr(report, c) for c in cols)]
-            if change == "updated" and key is not None:
+            if change == "updated" and row_key is not None:
                 run(con, f"UPDATE reports SET {', '.join(f'{c} = ?' for c in cols)} WHERE report_id = ?",
-                    [*values, key])
-                run(con, "DELETE FROM report_unasked WHERE report_id = ?", [key])
+                    [*values, row_key])
+                run(con, "DELETE FROM report_unasked WHERE report_id = ?", [row_key])
             else:
-                key = next(ids)
-                new_reports.append((key, who, now, *origin, *values))
-                new_open.append((key, who, panel_of[who], clock.aware(report.reported_at)))
-            unasked_rows += [(key, flag) for flag in unasked]
-            keep(q, change, "reports", key)
-            triage_ids.append(key)
+                row_key = next(ids)
+                new_reports.append((row_key, who, now, *origin, *values))
+                new_open.append((row_key, who, panel_of[who], clock.aware(report.reported_at)))
+            unasked_rows += [(row_key, flag) for flag in unasked]
+            keep(key, change, "reports", row_key)
+            triage_ids.append(row_key)
         _insert(con, "reports", ["report_id", "patient_id", "received_at", "source", "entered_by", *cols], new_reports)
         _insert(con, "open_reports", ["report_id", "patient_id", "panel_id", "reported_at"], new_open)
         _insert(con, "report_unasked", ["report_id", "field"], unasked_rows)
-        for o in plan["observations"]:
-            change, _ = seen(o)
-            if change == "unchanged":
-                counts["Observation"]["unchanged"] += 1
-            else:
-                keep(o, change, None, None)
-        _insert(con, "fhir_resources", ["resource_type", "fhir_id", "version", "import_id", "change", "backline_table",
-                                        "backline_key"], kept)
+        flush_kept()
         if triage_ids:
             retriage(con, rules, now=now, report_ids=triage_ids, record_changes=True)
-            result.reports = [tuple(r) for r in con.execute(
-                "SELECT report_id, tier FROM triage_results WHERE report_id IN (SELECT unnest(?::VARCHAR[])) "
-                "ORDER BY report_id", [triage_ids]).fetchall()]
-        _record_in(con, source, now, actor, "imported", counts, [], import_id=import_id)  # the counts as written
-        return result
+            for rid, tier in con.execute("SELECT report_id, tier FROM triage_results WHERE report_id IN "
+                                         "(SELECT unnest(?::VARCHAR[])) ORDER BY report_id", [triage_ids]).fetchall():
+                tiers[tier] += 1
+                if len(result.reports) < LISTED_REPORTS:
+                    result.reports.append((rid, tier))
 
-    return db.transaction(work)
+    # The second pass: each dose and response validated, mapped, and written a chunk at a time.
+    doses: list[tuple] = []
+    reports: list[tuple] = []
+    done = 0
+    for where, item in read_resources(source):
+        if isinstance(item, Problem):
+            continue  # said in the first pass
+        _, resource = item
+        if resource.get("resourceType") not in LARGE or not resource.get("id"):
+            continue
+        done += 1
+        if progress is not None and done % 10_000 == 0:
+            progress(f"imported {done:,} doses and responses ({len(batch.problems):,} problems)")
+        if not _validate(batch, resource):
+            writing = False
+            continue
+        mapped = mapper.report(resource) if resource["resourceType"] == "QuestionnaireResponse" \
+            else mapper.dose(resource)
+        if batch.problems:
+            writing = False
+        if mapped is not None and writing:
+            (reports if resource["resourceType"] == "QuestionnaireResponse" else doses).append(mapped)
+            if len(doses) + len(reports) >= CHUNK:
+                flush(doses, reports)
+                doses, reports = [], []
+    if batch.problems:
+        raise _Refused()
+    flush(doses, reports)
+    for o in batch.of("Observation"):
+        if o["id"] not in mapper.used_observations:
+            counts["Observation"]["not_used"] += 1
+            continue
+        change, _ = seen(history([_key(o)]), _key(o))
+        if change == "unchanged":
+            counts["Observation"]["unchanged"] += 1
+        else:
+            keep(_key(o), change, None, None)
+    flush_kept()
+    result.tiers = tiers
+    _record_in(con, source, now, actor, "imported", counts, [], import_id=import_id)  # the counts as written
+    return result
 
 
 # --------------------------------------------------------------------------- the import log

@@ -329,3 +329,27 @@ def test_a_course_by_brand_name_is_kept_from_its_start_to_its_end(fresh_db, rule
                                              "WHERE patient_id = 'fhir-pt-1'")
     assert drug == "anastrozole" and (given.date().isoformat(), stopped.date().isoformat()) == ("2026-01-01",
                                                                                                  "2026-10-01")
+
+
+def test_a_problem_in_a_later_chunk_rolls_back_the_chunks_already_written(fresh_db, rules, tmp_path, monkeypatch):
+    """Doses and responses are written a chunk at a time inside one transaction: a bad response after
+    several chunks leaves nothing of the file, and a good file crosses chunks whole."""
+    monkeypatch.setattr("dashboard.fhir_import.CHUNK", 3)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    doses = [{**DOSE, "id": f"dose-{i}", "effectiveDateTime": f"2026-11-{10 + i:02d}T10:00:00Z"} for i in range(7)]
+    answers = [response(f"qr-{i}", "fhir-pt-1", f"2026-11-19T{8 + i:02d}:00:00Z") for i in range(5)]
+    files = {"Patient": [PATIENT], "Condition": [BREAST], "MedicationAdministration": doses,
+             "QuestionnaireResponse": answers + [bad(answers[0], "id", "qr-bad") | {"authored": "2026-12-31T00:00:00Z"}]}
+    for kind, items in files.items():
+        (folder / f"{kind}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in items))
+    before = counts(fresh_db)
+    with pytest.raises(ImportRefused) as caught:
+        import_fhir(fresh_db, rules, folder, now=NOW, panel_map=PANEL_MAP)
+    assert [str(p) for p in caught.value.problems] == ["QuestionnaireResponse/qr-bad authored: is in the future"]
+    assert counts(fresh_db) == before
+    (folder / "QuestionnaireResponse.ndjson").write_text("".join(json.dumps(r) + "\n" for r in answers))
+    result = import_fhir(fresh_db, rules, folder, now=NOW, panel_map=PANEL_MAP)
+    assert result.counts["MedicationAdministration"]["new"] == 7 and len(result.reports) == 5
+    assert sum(result.tiers.values()) == 5
+    assert fresh_db.scalar("SELECT count(*) FROM administrations WHERE patient_id = 'fhir-pt-1'") == 7
