@@ -116,38 +116,70 @@ def resources(db: Database, rules: RuleSet, *, since: datetime, until: datetime 
         yield _valid({"resourceType": "Organization", "id": _safe_id(panel_id), "name": name,
                       "identifier": [{"system": f"{BASE}/panel", "value": panel_id}]})
     for p in data["patients"].to_dict("records"):
-        pid = _safe_id(p["patient_id"])
-        yield _valid({"resourceType": "Patient", "id": pid,
-                      "identifier": [{"type": MRN_TYPE, "system": f"{BASE}/mrn", "value": p["mrn"]}],
-                      "name": [{"use": "official", "text": p["name"]}],
-                      "gender": p["sex"] if isinstance(p["sex"], str) else "unknown",
-                      "birthDate": str(p["date_of_birth"])[:10] if not pd.isna(p["date_of_birth"]) else None,
-                      "managingOrganization": {"reference": f"Organization/{_safe_id(p['panel_id'])}"}})
-        yield _valid({"resourceType": "Condition", "id": f"{pid}-cancer",
-                      "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
-                                                               "condition-clinical", "code": "active"}]},
-                      "code": {"coding": _cancer_coding(rules, p["cancer_type"])},
-                      "subject": {"reference": f"Patient/{pid}"}})
-        for key in ("bone_metastases", "osteoporosis", "long_term_steroids", "low_platelets"):
-            if p[key]:
-                yield _valid({"resourceType": "Condition", "id": f"{pid}-{key.replace('_', '-')}",
-                              "code": {"coding": _flag_coding(rules, key)}, "subject": {"reference": f"Patient/{pid}"}})
+        for resource in record_resources(rules, p):
+            yield _valid(resource)
     for d in data["doses"].to_dict("records"):
-        common = {"id": f"dose-{int(d['administration_id'])}",
-                  "subject": {"reference": f"Patient/{_safe_id(d['patient_id'])}"},
-                  "medicationCodeableConcept": {"text": d["drug"]}}
-        known = rules.resolve_drug(d["drug"])
-        if _iso(d["stopped_at"]) is not None or (known is not None and known.continuous):  # a course
-            yield _valid({"resourceType": "MedicationStatement", **common,
-                          "status": "completed" if _iso(d["stopped_at"]) else "active",
-                          "effectivePeriod": {"start": _iso(d["given_at"]), "end": _iso(d["stopped_at"])}})
-        else:
-            yield _valid({"resourceType": "MedicationAdministration", **common, "status": "completed",
-                          "effectiveDateTime": _iso(d["given_at"])})
+        yield _valid(dose_resource(rules, d))
     events = data["events"].groupby("report_id") if not data["events"].empty else {}
     event_map = {k: g for k, g in events} if len(data["events"]) else {}
     for r in data["reports"].to_dict("records"):
         yield from _report(rules, r, event_map.get(r["report_id"], pd.DataFrame()))
+
+
+def record_resources(rules: RuleSet, p: dict[str, Any]) -> list[dict[str, Any]]:
+    """A patient (a row of ``patients``) as a Patient, its cancer Condition and one Condition for each
+    yes of its record (not validated: :func:`resources` validates)."""
+    pid = _safe_id(p["patient_id"])
+    out = [{"resourceType": "Patient", "id": pid,
+            "identifier": [{"type": MRN_TYPE, "system": f"{BASE}/mrn", "value": p["mrn"]}],
+            "name": [{"use": "official", "text": p["name"]}],
+            "gender": p["sex"] if isinstance(p["sex"], str) else "unknown",
+            "birthDate": str(p["date_of_birth"])[:10] if not pd.isna(p["date_of_birth"]) else None,
+            "managingOrganization": {"reference": f"Organization/{_safe_id(p['panel_id'])}"}},
+           {"resourceType": "Condition", "id": f"{pid}-cancer",
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                           "code": "active"}]},
+            "code": {"coding": _cancer_coding(rules, p["cancer_type"])}, "subject": {"reference": f"Patient/{pid}"}}]
+    for key in ("bone_metastases", "osteoporosis", "long_term_steroids", "low_platelets"):
+        if p[key]:
+            out.append({"resourceType": "Condition", "id": f"{pid}-{key.replace('_', '-')}",
+                        "code": {"coding": _flag_coding(rules, key)}, "subject": {"reference": f"Patient/{pid}"}})
+    return [_clean(r) for r in out]
+
+
+def dose_resource(rules: RuleSet, d: dict[str, Any]) -> dict[str, Any]:
+    """A dose (a row of ``administrations``) as a MedicationAdministration, or a course as a MedicationStatement."""
+    common = {"id": f"dose-{int(d['administration_id'])}",
+              "subject": {"reference": f"Patient/{_safe_id(d['patient_id'])}"},
+              "medicationCodeableConcept": {"text": d["drug"]}}
+    known = rules.resolve_drug(d["drug"])
+    if _iso(d["stopped_at"]) is not None or (known is not None and known.continuous):  # a course
+        return _clean({"resourceType": "MedicationStatement", **common,
+                       "status": "completed" if _iso(d["stopped_at"]) else "active",
+                       "effectivePeriod": {"start": _iso(d["given_at"]), "end": _iso(d["stopped_at"])}})
+    return _clean({"resourceType": "MedicationAdministration", **common, "status": "completed",
+                   "effectiveDateTime": _iso(d["given_at"])})
+
+
+def response_resource(r: dict[str, Any]) -> dict[str, Any]:
+    """A report (a row of ``reports`` with its ``unasked`` fields) as a QuestionnaireResponse to Backline's
+    questionnaire: a red flag not asked is left unanswered, which reads back as not asked."""
+    unasked = set(r["unasked"] if isinstance(r["unasked"], (list, tuple)) else list(r["unasked"] or []))
+    items = [_answer("pain_score", r["pain_score"])]
+    for link in CHOICES:
+        if isinstance(r.get(link), str):
+            items.append(_answer(link, r[link]))
+    if not pd.isna(r["duration_days"]):
+        items.append(_answer("duration_days", r["duration_days"]))
+    items += [_answer(f, bool(r[f])) for f in REPORT_FLAGS if f not in unasked]
+    if not pd.isna(r["temperature_c"]):
+        items.append(_answer("temperature_c", r["temperature_c"]))
+    return _clean({"resourceType": "QuestionnaireResponse", "id": _safe_id(r["report_id"]),
+                   "questionnaire": QUESTIONNAIRE_URL, "status": "completed",
+                   "subject": {"reference": f"Patient/{_safe_id(r['patient_id'])}"}, "authored": _iso(r["reported_at"]),
+                   "item": items, "extension": [{"url": SOURCE_EXTENSION, "valueCode": r["source"]}],
+                   "author": {"identifier": {"system": STAFF_SYSTEM, "value": r["entered_by"]}}
+                   if isinstance(r["entered_by"], str) else None})
 
 
 def _answer(link: str, value: Any) -> dict[str, Any]:
@@ -164,21 +196,7 @@ def _answer(link: str, value: Any) -> dict[str, Any]:
 def _report(rules: RuleSet, r: dict[str, Any], events: pd.DataFrame) -> Iterator[dict[str, Any]]:
     rid, pid = _safe_id(r["report_id"]), _safe_id(r["patient_id"])
     patient = {"reference": f"Patient/{pid}"}
-    unasked = set(r["unasked"] if isinstance(r["unasked"], (list, tuple)) else list(r["unasked"] or []))
-    items = [_answer("pain_score", r["pain_score"])]
-    for link in CHOICES:
-        if isinstance(r.get(link), str):
-            items.append(_answer(link, r[link]))
-    if not pd.isna(r["duration_days"]):
-        items.append(_answer("duration_days", r["duration_days"]))
-    items += [_answer(f, bool(r[f])) for f in REPORT_FLAGS if f not in unasked]
-    if not pd.isna(r["temperature_c"]):
-        items.append(_answer("temperature_c", r["temperature_c"]))
-    yield _valid({"resourceType": "QuestionnaireResponse", "id": rid, "questionnaire": QUESTIONNAIRE_URL,
-                  "status": "completed", "subject": patient, "authored": _iso(r["reported_at"]), "item": items,
-                  "extension": [{"url": SOURCE_EXTENSION, "valueCode": r["source"]}],
-                  "author": {"identifier": {"system": STAFF_SYSTEM, "value": r["entered_by"]}}
-                  if isinstance(r["entered_by"], str) else None})
+    yield _valid(response_resource(r))
     fired = [rules.rule_by_id[x] for x in list(r["rule_ids"]) if x in rules.rule_by_id]
     tier = r["tier"]
     yield _valid({"resourceType": "RiskAssessment", "id": f"{rid}-triage", "status": "final", "subject": patient,
