@@ -23,7 +23,6 @@ os.environ.setdefault("BACKLINE_TIMEZONE", "Europe/London")
 
 import yaml  # noqa: E402
 
-from dashboard import clock  # noqa: E402
 from dashboard.access import Role, User  # noqa: E402
 from dashboard.alert_config import load_alert_config  # noqa: E402
 from dashboard.alerts import run_cycle  # noqa: E402
