@@ -14,9 +14,8 @@ import duckdb
 import pandas as pd
 
 from dashboard.labels import duration
-from dashboard.workflow import RESPONSE_ACTIONS
+from dashboard.workflow import RESPONSES_SQL
 
-_RESPONSES = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"
 
 REPORT_ALERTS_SQL = f"""
 WITH tries AS (
@@ -30,7 +29,7 @@ WITH tries AS (
     FROM alert_log WHERE report_id = $report GROUP BY alert_key
 )
 SELECT t.*,
-       (SELECT min(e.acted_at) FROM events e WHERE e.report_id = $report AND e.action IN {_RESPONSES}
+       (SELECT min(e.acted_at) FROM events e WHERE e.report_id = $report AND e.action IN {RESPONSES_SQL}
           AND e.acted_at >= t.sent_at) AS answered_after_at
 FROM tries t ORDER BY t.due_at, t.first_log_id
 """

@@ -45,12 +45,11 @@ from dashboard.alert_config import AlertConfigError, Chain, LoadedConfig, Step
 from dashboard.config import local_now
 from dashboard.db import Database, DatabaseError, run
 from dashboard.rules import RuleSet
-from dashboard.workflow import RESPONSE_ACTIONS
+from dashboard.workflow import RESPONSES_SQL
 
 log = logging.getLogger("backline.alerts")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 HEARTBEAT_KEY = "alerts_worker"
-_RESPONSES = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"
 
 UNANSWERED_SQL = f"""
 SELECT o.report_id, o.panel_id, r.reported_at, r.received_at, t.tier, p.name AS patient_name, p.mrn
@@ -58,7 +57,7 @@ FROM open_reports o
 JOIN reports r ON r.report_id = o.report_id
 JOIN triage_results t ON t.report_id = o.report_id  -- unanswered: never overridden, so the triage's tier
 JOIN patients p ON p.patient_id = o.patient_id
-WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = o.report_id AND e.action IN {_RESPONSES})
+WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = o.report_id AND e.action IN {RESPONSES_SQL})
 """
 
 # The unanswered reports that can have an alert due now: a chain step or the tier's target within the
@@ -72,7 +71,7 @@ CANDIDATES_SQL = UNANSWERED_SQL + """
 
 STILL_UNANSWERED_SQL = f"""
 SELECT count(*) FROM open_reports o WHERE o.report_id = ?
-  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = o.report_id AND e.action IN {_RESPONSES})
+  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.report_id = o.report_id AND e.action IN {RESPONSES_SQL})
 """
 
 LOG_COLUMNS = ("alert_key", "report_id", "kind", "tier", "chain", "step", "steps", "contact", "contact_name",

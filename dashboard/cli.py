@@ -127,12 +127,18 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_retriage(args: argparse.Namespace) -> int:
-    from dashboard.retriage import retriage
-
+def _rules_and_store(args: argparse.Namespace):
+    """The rules in force and the database, its schema checked: what every command on the store starts with."""
     rules = _load_rules(args.rules)
     db = _database(args.db)
     db.check_schema()
+    return rules, db
+
+
+def cmd_retriage(args: argparse.Namespace) -> int:
+    from dashboard.retriage import retriage
+
+    rules, db = _rules_and_store(args)
     now = local_now()
     stats = db.transaction(lambda con: retriage(con, rules, now=now))
     print(
@@ -149,9 +155,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from dashboard.fhir_import import ImportRefused, import_fhir
 
-    rules = _load_rules(args.rules)
-    db = _database(args.db)
-    db.check_schema()
+    rules, db = _rules_and_store(args)
     source = Path(args.source)
     if not source.exists():
         print(f"backline import: {source} does not exist", file=sys.stderr)
@@ -197,9 +201,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write the reports of a period, their triage and the care team's work as FHIR (a Bundle or NDJSON)."""
     from dashboard import fhir_export
 
-    rules = _load_rules(args.rules)
-    db = _database(args.db)
-    db.check_schema()
+    rules, db = _rules_and_store(args)
     try:
         since = datetime.fromisoformat(args.since)
         until = datetime.fromisoformat(args.until) if args.until else None

@@ -52,8 +52,6 @@ from dashboard.models import ReportIn, errors_of
 from dashboard.retriage import retriage
 from dashboard.rules import RuleSet
 
-READ = ("Patient", "Condition", "MedicationAdministration", "MedicationStatement", "MedicationRequest",
-        "Observation", "QuestionnaireResponse", "Medication")
 PATIENT_FIELDS = ("mrn", "name", "date_of_birth", "sex", "cancer_type", "bone_metastases", "osteoporosis",
                   "long_term_steroids", "low_platelets", "panel_id")
 RECORD_FLAGS = ("bone_metastases", "osteoporosis", "long_term_steroids", "low_platelets")
@@ -254,6 +252,7 @@ def _time(value: Any) -> datetime | None:
 
 SMALL = ("Patient", "Condition", "Medication", "Observation")  # read whole before anything is written
 LARGE = ("MedicationAdministration", "MedicationStatement", "MedicationRequest", "QuestionnaireResponse")
+READ = SMALL + LARGE
 CHUNK = 20_000  # doses and reports validated, mapped and written at a time
 LISTED_REPORTS = 1_000  # reports named in the result (all are counted by tier)
 

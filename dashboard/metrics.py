@@ -47,9 +47,8 @@ from dashboard import clock
 from dashboard.db import Database
 from dashboard.labels import ACTION_LABELS, ESCALATION_LABELS, OUTCOME_LABELS, duration
 from dashboard.rules import RuleSet
-from dashboard.workflow import RESPONSE_ACTIONS
+from dashboard.workflow import RESPONSES_SQL
 
-_RESPONSES = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"
 
 # A report's response, and its resolution, as of now.
 IN_TIME, LATE, PAST_TARGET, WITHIN_TARGET = "answered in time", "answered late", "unanswered, past target", \
@@ -72,13 +71,13 @@ WITH r AS (
 ),
 e AS (
     SELECT report_id,
-           min(acted_at) FILTER (WHERE action IN {_RESPONSES}) AS first_response_at,
+           min(acted_at) FILTER (WHERE action IN {RESPONSES_SQL}) AS first_response_at,
            arg_min(tier_before, {{'t': acted_at, 'i': event_id}})
-               FILTER (WHERE action IN {_RESPONSES}) AS tier_at_response,
+               FILTER (WHERE action IN {RESPONSES_SQL}) AS tier_at_response,
            arg_min(coalesce(actor_name, actor), {{'t': acted_at, 'i': event_id}})
-               FILTER (WHERE action IN {_RESPONSES}) AS responder,
-           arg_min(action, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action IN {_RESPONSES}) AS first_action,
-           arg_min(reached, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action IN {_RESPONSES}) AS first_reached,
+               FILTER (WHERE action IN {RESPONSES_SQL}) AS responder,
+           arg_min(action, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action IN {RESPONSES_SQL}) AS first_action,
+           arg_min(reached, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action IN {RESPONSES_SQL}) AS first_reached,
            list(DISTINCT escalated_to ORDER BY escalated_to) FILTER (WHERE action = 'escalate') AS escalated_to,
            min(acted_at) FILTER (WHERE action = 'resolve') AS resolved_at,
            arg_min(outcome, {{'t': acted_at, 'i': event_id}}) FILTER (WHERE action = 'resolve') AS outcome,
@@ -400,7 +399,7 @@ WITH sent AS (
       AND p.panel_id IN (SELECT unnest($panels::VARCHAR[]))
     GROUP BY a.report_id
 )
-SELECT s.*, (SELECT min(e.acted_at) FROM events e WHERE e.report_id = s.report_id AND e.action IN {_RESPONSES}
+SELECT s.*, (SELECT min(e.acted_at) FROM events e WHERE e.report_id = s.report_id AND e.action IN {RESPONSES_SQL}
                AND e.acted_at <= $now) AS answered_at
 FROM sent s
 """

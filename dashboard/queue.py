@@ -22,9 +22,8 @@ from dashboard.models import REPORT_FLAGS
 from dashboard.retriage import explanations
 from dashboard.rules import RuleSet
 from dashboard.triage import RECENT_SACT
-from dashboard.workflow import RESPONSE_ACTIONS
+from dashboard.workflow import RESPONSES_SQL
 
-_RESPONSES = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"
 
 OPEN_SQL = f"""
 WITH o AS (
@@ -34,8 +33,8 @@ WITH o AS (
 ev AS (SELECT * FROM events WHERE report_id IN (SELECT report_id FROM o)),
 st AS (
     SELECT report_id,
-           min(acted_at) FILTER (WHERE action IN {_RESPONSES}) AS first_response_at,
-           arg_min(coalesce(actor_name, actor), event_id) FILTER (WHERE action IN {_RESPONSES}) AS first_responder,
+           min(acted_at) FILTER (WHERE action IN {RESPONSES_SQL}) AS first_response_at,
+           arg_min(coalesce(actor_name, actor), event_id) FILTER (WHERE action IN {RESPONSES_SQL}) AS first_responder,
            arg_max(action, event_id) FILTER (WHERE action NOT IN ('retriaged', 'note')) AS last_action,
            max(acted_at) AS last_action_at,
            arg_max(escalated_to, event_id) FILTER (WHERE action = 'escalate') AS escalated_to,

@@ -28,6 +28,7 @@ EscalateTo = Literal[tuple(ESCALATION_LABELS)]  # type: ignore[valid-type]
 Outcome = Literal[tuple(OUTCOME_LABELS)]  # type: ignore[valid-type]
 # The actions that answer a report (its response clock stops at the first).
 RESPONSE_ACTIONS = ("acknowledge", "call_back", "escalate", "resolve", "override")
+RESPONSES_SQL = "(" + ", ".join(f"'{a}'" for a in RESPONSE_ACTIONS) + ")"  # for `action IN ...`
 # The same action with the same answers by the same person on the same report within this time
 # is a repeated click, not a second action.
 REPEAT_WINDOW = timedelta(seconds=60)

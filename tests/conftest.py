@@ -67,6 +67,21 @@ def run_cli(*args: str, stdin: str | bytes | None = None, env: dict[str, str] | 
     )
 
 
+def altered(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of ``data`` with the field at a dotted path (list items by index) set, or removed
+    when ``value`` is KeyError: one wrong field in an otherwise valid document."""
+    out = copy.deepcopy(data)
+    keys = path.split(".")
+    target = out
+    for key in keys[:-1]:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if value is KeyError:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return out
+
+
 def jsonl(*cases: dict[str, Any]) -> str:
     return "".join(json.dumps(c) + "\n" for c in cases)
 

@@ -28,7 +28,7 @@ from dashboard.alert_config import AlertConfigError, load_alert_config
 from dashboard.alerts import HEARTBEAT_KEY, claim, heartbeat, plan, run_cycle, worker_status
 from dashboard.db import Database
 from dashboard.workflow import act, submit_report
-from tests.conftest import ROOT, SEED_NOW, panels_of, run_cli
+from tests.conftest import ROOT, SEED_NOW, altered, panels_of, run_cli
 from tests.servers import SMTP_PASSWORD, SMTP_USER, Receiver, free_port, start_smtp
 
 # Ten days after the sample's "now": its own reports are long past the look-back, so only the
@@ -473,18 +473,6 @@ def test_the_alert_log_is_append_only(fresh_db, rules, nurse, loaded, mail):
 # --------------------------------------------------------------------------- the configuration fails closed
 
 
-def _bad(data: dict, path: str, value) -> dict:
-    keys = path.split(".")
-    target = data
-    for key in keys[:-1]:
-        target = target[int(key)] if isinstance(target, list) else target[key]
-    if value is KeyError:
-        del target[keys[-1]]
-    else:
-        target[keys[-1]] = value
-    return data
-
-
 BAD = [
     ("contacts.nurse.channel", "fax", "contacts.nurse.channel", "unknown channel 'fax'"),
     ("chains.0.steps.1.notify", ["nobody"], "chains[0].steps[1].notify[0]", "unknown contact or rota 'nobody'"),
@@ -509,7 +497,7 @@ BAD = [
 @pytest.mark.parametrize("where,value,field,message", BAD, ids=[b[0] for b in BAD])
 def test_an_alerts_file_that_does_not_validate_is_refused_naming_the_file_and_field(
         tmp_path, smtp, receiver, where, value, field, message):
-    path = write_config(tmp_path, _bad(config_data(smtp, receiver), where, value), name="ward-alerts.yaml")
+    path = write_config(tmp_path, altered(config_data(smtp, receiver), where, value), name="ward-alerts.yaml")
     with pytest.raises(AlertConfigError) as caught:
         load_alert_config(path)
     assert caught.value.file == "ward-alerts.yaml"
@@ -518,7 +506,7 @@ def test_an_alerts_file_that_does_not_validate_is_refused_naming_the_file_and_fi
 
 
 def test_the_worker_refuses_to_start_on_a_bad_file_or_a_panel_nobody_covers(fresh_db, tmp_path, smtp, receiver):
-    bad = write_config(tmp_path, _bad(config_data(smtp, receiver), "poll_seconds", -1), name="bad.yaml")
+    bad = write_config(tmp_path, altered(config_data(smtp, receiver), "poll_seconds", -1), name="bad.yaml")
     done = run_cli("alerts", "--db", str(fresh_db.path), "--config", str(bad), "--once", env=ENV)
     assert done.returncode == 3
     assert "bad.yaml" in done.stderr.decode() and "poll_seconds" in done.stderr.decode()

@@ -3,7 +3,6 @@ nothing, idempotent, every refusal naming the resource, its id and the field."""
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ from dashboard.fhir_import import ImportRefused, import_fhir
 from dashboard.fhir_questionnaire import QUESTIONNAIRE_URL, questionnaire
 from dashboard.labels import FLAG_QUESTIONS
 from dashboard.models import REPORT_FLAGS
-from tests.conftest import SEED_NOW, run_cli
+from tests.conftest import SEED_NOW, altered, run_cli
 
 NOW = SEED_NOW
 PANEL_MAP = {"Organization/breast-unit": "BRE-A"}
@@ -149,39 +148,26 @@ def test_the_pain_score_and_temperature_come_from_observations_near_the_response
     assert result.counts["Observation"]["not_used"] == 1  # the one four hours later
 
 
-def bad(resource: dict, path: str, value) -> dict:
-    out = copy.deepcopy(resource)
-    target = out
-    keys = path.split(".")
-    for key in keys[:-1]:
-        target = target[int(key)] if isinstance(target, list) else target[key]
-    if value is KeyError:
-        del target[keys[-1]]
-    else:
-        target[keys[-1]] = value
-    return out
-
-
 COURSE = {"resourceType": "MedicationStatement", "id": "fhir-course-1", "status": "completed",
           "medicationCodeableConcept": {"coding": [{"display": "Arimidex"}]},
           "subject": {"reference": "Patient/fhir-pt-1"},
           "effectivePeriod": {"start": "2026-01-10", "end": "2026-01-01"}}
 REFUSALS = [
     (COURSE, "MedicationStatement/fhir-course-1", "effectivePeriod.end", "before it starts"),
-    (bad(PATIENT, "identifier.0.value", "SAMPLE-MRN"), "Patient/fhir-pt-1", "identifier", "is already Patient/"),
-    (bad(PATIENT, "birthDate", "1850-01-01"), "Patient/fhir-pt-1", "birthDate", "not a plausible date of birth"),
-    (bad(PATIENT, "birthDate", "1968-13-40"), "Patient/fhir-pt-1", "birthDate", "does not match"),
-    (bad(PATIENT, "identifier", []), "Patient/fhir-pt-1", "identifier", "no MRN"),
-    (bad(PATIENT, "managingOrganization", {"reference": "Organization/elsewhere"}), "Patient/fhir-pt-1",
+    (altered(PATIENT, "identifier.0.value", "SAMPLE-MRN"), "Patient/fhir-pt-1", "identifier", "is already Patient/"),
+    (altered(PATIENT, "birthDate", "1850-01-01"), "Patient/fhir-pt-1", "birthDate", "not a plausible date of birth"),
+    (altered(PATIENT, "birthDate", "1968-13-40"), "Patient/fhir-pt-1", "birthDate", "does not match"),
+    (altered(PATIENT, "identifier", []), "Patient/fhir-pt-1", "identifier", "no MRN"),
+    (altered(PATIENT, "managingOrganization", {"reference": "Organization/elsewhere"}), "Patient/fhir-pt-1",
      "generalPractitioner", "no panel"),
-    (bad(DOSE, "subject", {"reference": "Patient/nobody"}), "MedicationAdministration/fhir-dose-1", "subject",
+    (altered(DOSE, "subject", {"reference": "Patient/nobody"}), "MedicationAdministration/fhir-dose-1", "subject",
      "Patient/nobody is neither in the file nor in Backline"),
-    (bad(DOSE, "effectiveDateTime", KeyError), "MedicationAdministration/fhir-dose-1", "", ""),
-    (bad(response("fhir-qr-1", "fhir-pt-1", "2026-11-20T09:00:00Z"), "item.0.answer.0.valueInteger", 11),
+    (altered(DOSE, "effectiveDateTime", KeyError), "MedicationAdministration/fhir-dose-1", "", ""),
+    (altered(response("fhir-qr-1", "fhir-pt-1", "2026-11-20T09:00:00Z"), "item.0.answer.0.valueInteger", 11),
      "QuestionnaireResponse/fhir-qr-1", "item[pain_score]", ""),
-    (bad(response("fhir-qr-1", "fhir-pt-1", "2026-11-20T09:00:00Z"), "questionnaire", "http://other/q"),
+    (altered(response("fhir-qr-1", "fhir-pt-1", "2026-11-20T09:00:00Z"), "questionnaire", "http://other/q"),
      "QuestionnaireResponse/fhir-qr-1", "questionnaire", "not to Backline's questionnaire"),
-    (bad(BREAST, "code", {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "K21.9"}]}),
+    (altered(BREAST, "code", {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "K21.9"}]}),
      "Patient/fhir-pt-1", "", "no primary cancer"),
 ]
 
@@ -233,7 +219,7 @@ def test_the_command_line_imports_and_refuses_with_exit_2(fresh_db, tmp_path):
     assert done.returncode == 0, done.stderr.decode()
     out = done.stdout.decode()
     assert "QuestionnaireResponse: 1 read, 1 new" in out and "triaged R-" in out
-    broken = sample(tmp_path, bad(PATIENT, "id", "fhir-pt-2") | {"birthDate": "yesterday"}, name="broken.json")
+    broken = sample(tmp_path, altered(PATIENT, "id", "fhir-pt-2") | {"birthDate": "yesterday"}, name="broken.json")
     done = run_cli("import", str(broken), "--db", str(fresh_db.path), "--panel", "BRE-A")
     assert done.returncode == 2
     assert "broken.json: Patient/fhir-pt-2 birthDate:" in done.stderr.decode()
@@ -340,7 +326,8 @@ def test_a_problem_in_a_later_chunk_rolls_back_the_chunks_already_written(fresh_
     doses = [{**DOSE, "id": f"dose-{i}", "effectiveDateTime": f"2026-11-{10 + i:02d}T10:00:00Z"} for i in range(7)]
     answers = [response(f"qr-{i}", "fhir-pt-1", f"2026-11-19T{8 + i:02d}:00:00Z") for i in range(5)]
     files = {"Patient": [PATIENT], "Condition": [BREAST], "MedicationAdministration": doses,
-             "QuestionnaireResponse": answers + [bad(answers[0], "id", "qr-bad") | {"authored": "2026-12-31T00:00:00Z"}]}
+             "QuestionnaireResponse": answers + [altered(answers[0], "id", "qr-bad")
+                                                 | {"authored": "2026-12-31T00:00:00Z"}]}
     for kind, items in files.items():
         (folder / f"{kind}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in items))
     before = counts(fresh_db)
