@@ -170,7 +170,7 @@ def require_panels(con, user: User, report_ids: list[str]) -> None:
 
     rows = con.execute(
         "SELECT r.report_id, p.panel_id FROM reports r JOIN patients p USING (patient_id)"
-        " WHERE r.report_id IN (SELECT unnest($ids)) ORDER BY r.report_id", {"ids": list(report_ids)}).fetchall()
+        " WHERE r.report_id IN (SELECT unnest($ids::VARCHAR[])) ORDER BY r.report_id", {"ids": list(report_ids)}).fetchall()
     outside = [rid for rid, panel in rows if not may_see_panel(user, panel)]
     if outside:
         raise InputError([("report_ids", f"report {outside[0]} is not in your panels")])

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BACKLINE_", extra="ignore")
 
     db: Path = PROJECT_ROOT / "data" / "backline.duckdb"
+    # PostgreSQL as the system of record (several app servers or sites): postgresql://user@host/db.
+    # Unset, the DuckDB file above is the store.
+    database_url: str | None = None
+    pg_pool_size: int = 10
+    # How long to wait for the PostgreSQL server before saying it is unavailable.
+    pg_connect_timeout_seconds: float = 5.0
     rules_dir: Path = PROJECT_ROOT / "rules"
     sample_dir: Path = PROJECT_ROOT / "sample_data"
     # Naive timestamps are wall-clock times in this zone; aware ones are converted to it.

@@ -92,6 +92,13 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({str(self.path)!r})"
 
+    engine = "duckdb"
+
+    @property
+    def location(self) -> str:
+        """What :func:`open_store` opens this store again from."""
+        return str(self.path)
+
     # ---- connections
     def _open(self) -> duckdb.DuckDBPyConnection:
         if self.read_only and not self.exists():
@@ -269,5 +276,33 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-def default_database(path: Path | str | None = None) -> Database:
+_STORES: dict[str, Any] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def open_store(location: Path | str) -> Any:
+    """The store at ``location``: a PostgreSQL URL (one store object per URL in a process: it holds
+    the connection pool and the replica), or a DuckDB file."""
+    from dashboard.postgres_store import PostgresDatabase, is_postgres_url
+
+    if is_postgres_url(str(location)):
+        with _STORES_LOCK:
+            if str(location) not in _STORES:
+                _STORES[str(location)] = PostgresDatabase(str(location))
+            return _STORES[str(location)]
+    return Database(location)
+
+
+def close_stores() -> None:
+    with _STORES_LOCK:
+        for store in _STORES.values():
+            store.close()
+        _STORES.clear()
+
+
+def default_database(path: Path | str | None = None, url: str | None = None) -> Any:
+    """The store a command or the app uses: ``url`` (or ``$BACKLINE_DATABASE_URL``) names a
+    PostgreSQL store; else the DuckDB file ``path`` (or ``$BACKLINE_DB``, or the default file)."""
+    if path is None and (url or get_settings().database_url):
+        return open_store(url or get_settings().database_url)
     return Database(path or os.environ.get("BACKLINE_DB") or get_settings().db)

@@ -131,6 +131,13 @@ def retriage(
     Must run inside a transaction the caller owns. For open reports whose tier changes, a
     ``retriaged`` event is appended (actor ``system``) so the audit trail says why a clock moved.
     """
+    if getattr(con, "engine", None) == "postgresql":  # the same engine, fed from PostgreSQL
+        from dashboard import postgres_triage
+
+        if report_ids is None:
+            return postgres_triage.retriage_all(con.store, rules, now=now, record_changes=record_changes)
+        return postgres_triage.retriage_some(con, rules, now=now, report_ids=report_ids,
+                                             record_changes=record_changes)
     started = time.perf_counter()
     filtered = report_ids is not None
     # Parameters, not registered frames: registration is not safe while other threads connect.

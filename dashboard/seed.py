@@ -130,6 +130,9 @@ def seed_generated(db: Database, rules: RuleSet, data: SampleData, *, now: datet
     columns rather than a frame of Python strings, and memory freed between the steps is handed
     back to the system so that the steps' peaks do not stack.
     """
+    if db.engine == "postgresql":
+        return _seed_postgres(db, progress, lambda scratch: seed_generated(scratch, rules, data, now=now, seed=seed,
+                                                                            progress=progress))
     started = time.perf_counter()
     db.migrate()
     progress("migrated")
@@ -249,6 +252,8 @@ _malloc_trim = _libc_malloc_trim()
 
 def seed_from_files(db: Database, rules: RuleSet, folder: Path, *, now: datetime) -> SeedStats:
     """Load the sample files, moved forward in whole days so that the sample ends today."""
+    if db.engine == "postgresql":
+        return _seed_postgres(db, _quiet, lambda scratch: seed_from_files(scratch, rules, folder, now=now))
     started = time.perf_counter()
     folder = Path(folder)
     missing = [t for t in (*LOAD_ORDER, "events") if not (folder / f"{t}.csv").exists()]
@@ -291,6 +296,28 @@ def seed_from_files(db: Database, rules: RuleSet, folder: Path, *, now: datetime
     with db.connect() as con:
         counts = _counts(con)
     return SeedStats(*counts, seconds=time.perf_counter() - started, triage_seconds=triage_seconds)
+
+
+def _seed_postgres(db, progress: Progress, build: Callable[[Database], SeedStats]) -> SeedStats:
+    """Seed a PostgreSQL store: build the database in a DuckDB file of its own, exactly as the
+    embedded store is built, then copy it in, all in one transaction. Only an empty store is seeded."""
+    import tempfile
+
+    from dashboard.transfer import copy_to_postgres, require_empty
+
+    started = time.perf_counter()
+    db.migrate()
+    with db.pg() as con:
+        require_empty(con, db.path)
+        con.rollback()
+    with tempfile.TemporaryDirectory(prefix="backline-seed-") as tmp:
+        scratch = Database(Path(tmp) / "seed.duckdb")
+        stats = build(scratch)
+        progress("copying")
+        copy_to_postgres(scratch, db, progress=None)
+    progress("copied")
+    return SeedStats(stats.patients, stats.reports, stats.administrations, stats.events, stats.open_reports,
+                     seconds=time.perf_counter() - started, triage_seconds=stats.triage_seconds)
 
 
 def _q(path: Path) -> str:

@@ -23,7 +23,7 @@ import streamlit as st
 from dashboard import metrics, queue, timeline
 from dashboard.access import PAGES, Action, Page, Role, User
 from dashboard.config import Settings, get_settings, local_now
-from dashboard.db import Database, DatabaseError, default_database
+from dashboard.db import Database, DatabaseError, default_database, open_store
 from dashboard.db import data_version as db_data_version
 from dashboard.labels import FLAG_ANSWERS, FLAG_GROUPS, FLAG_QUESTIONS, TIER_COLOURS, TIER_SYMBOLS
 from dashboard.rules import RuleSet, RulesError, load_rules, rules_digest
@@ -78,12 +78,12 @@ def install_rules() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _database(path: str) -> Database:
-    return Database(path)
+def _database(location: str):
+    return open_store(location)
 
 
-def database() -> Database:
-    return _database(str(default_database().path))
+def database():
+    return _database(default_database().location)
 
 
 # --------------------------------------------------------------------------- identity
@@ -125,7 +125,7 @@ def role_and_source(claims: dict[str, Any], settings: Settings) -> tuple[Role | 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def cached_staff(path: str) -> pd.DataFrame:
-    return Database(path).query("SELECT staff_id, name, email, role, panel_id FROM staff ORDER BY role, panel_id, name")
+    return open_store(path).query("SELECT staff_id, name, email, role, panel_id FROM staff ORDER BY role, panel_id, name")
 
 
 def identify(db: Database, settings: Settings) -> User | None:
@@ -146,13 +146,13 @@ def identify(db: Database, settings: Settings) -> User | None:
             return User(actor=actor or "unknown", name=name, role=None, role_source=source)
         # A person's panels come from the staff list, by an e-mail the provider has verified.
         email = verified_email(claims)
-        staff = cached_staff(str(db.path))
+        staff = cached_staff(db.location)
         mine = staff[staff["email"].str.lower() == email] if email else staff.iloc[0:0]
         panels = tuple(mine["panel_id"].dropna()) if not mine.empty else ()
         return User(actor=actor, name=name, role=role, panels=panels, role_source=source)
     # Demo mode: a switcher over the sample's staff. The person chosen is kept in the address
     # (``?as=STAFF_ID``), so a reload of the page keeps them.
-    staff = cached_staff(str(db.path))
+    staff = cached_staff(db.location)
     ids = set(staff["staff_id"])
     actor = st.session_state.get("demo_actor")
     if actor not in ids:
@@ -169,7 +169,7 @@ def identify(db: Database, settings: Settings) -> User | None:
 
 
 def _demo_switcher(db: Database) -> None:
-    staff = cached_staff(str(db.path))
+    staff = cached_staff(db.location)
     labels = {
         r.staff_id: f"{r.name} · {r.role}" + (f" · {r.panel_id}" if isinstance(r.panel_id, str) else "")
         for r in staff.itertuples()
@@ -222,7 +222,7 @@ def guard(page: Page) -> Context:
     except DatabaseError as exc:
         st.error(f"**The database cannot be used.** {exc}")
         st.stop()
-    if demo and not is_generated(cached_meta(str(db.path))):
+    if demo and not is_generated(cached_meta(db.location)):
         st.error(
             "**Demo mode refused.** This database was not made by the sample generator (`backline seed`), so it "
             "may hold real patient data. Demo mode runs only on a generated sample: build one with "
@@ -271,7 +271,7 @@ def guard(page: Page) -> Context:
             st.logout()
     st.sidebar.caption(f"Rules {rules.version}")
     if user.sees_patient_data or user.may(Action.RELOAD_RULES):
-        stale = cached_stale_open_reports(str(db.path), rules, rules.version, version)
+        stale = cached_stale_open_reports(db.location, rules, rules.version, version)
         if stale:
             st.warning(
                 f"**{stale:,} open report{'s' if stale != 1 else ''} carr{'y' if stale != 1 else 'ies'} a tier from "
@@ -302,7 +302,7 @@ def _freeze_startup_objects() -> None:
 @st.cache_data(ttl=60, show_spinner=False)
 def cached_meta(path: str) -> dict[str, str]:
     try:
-        return Database(path).meta()
+        return open_store(path).meta()
     except Exception:
         return {}
 
@@ -320,7 +320,7 @@ def data_version(db: Database) -> tuple:
 def cached_import_log(path: str, version: tuple) -> pd.DataFrame:
     from dashboard.fhir_import import import_log
 
-    return import_log(Database(path))
+    return import_log(open_store(path))
 
 
 def import_problems(log: pd.DataFrame, import_id: int) -> pd.DataFrame:
@@ -358,51 +358,51 @@ def report_panel(ctx: Context, report_id: str) -> str | None:
 @st.cache_data(ttl=600, show_spinner=False, max_entries=16)
 def cached_alert_response(path: str, _rules: RuleSet, rules_version: str, panels: tuple[str, ...], start, end,
                           version: tuple, now: datetime) -> pd.DataFrame:
-    return metrics.alert_response(Database(path), _rules, list(panels), start, end, now)
+    return metrics.alert_response(open_store(path), _rules, list(panels), start, end, now)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=16)
 def cached_stale_open_reports(path: str, _rules: RuleSet, rules_version: str, version: tuple) -> int:
     from dashboard.retriage import stale_open_reports
 
-    with Database(path).connect() as con:
+    with open_store(path).connect() as con:
         return stale_open_reports(con, _rules)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def cached_open_reports(path: str, panels: tuple[str, ...], version: tuple) -> pd.DataFrame:
-    return queue.open_reports(Database(path), list(panels))
+    return queue.open_reports(open_store(path), list(panels))
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def cached_report_detail(path: str, _rules: RuleSet, rules_version: str, report_id: str,
                          version: tuple) -> dict[str, Any] | None:
-    return queue.report_detail(Database(path), _rules, report_id)
+    return queue.report_detail(open_store(path), _rules, report_id)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=32)
 def cached_timeline(path: str, _rules: RuleSet, rules_version: str, patient_id: str, version: tuple,
                     today: date) -> timeline.Timeline | None:
     """A patient's timeline; open-ended windows run to the end of ``today`` (a day, so the cache holds)."""
-    return timeline.patient_timeline(Database(path), _rules, patient_id, datetime.combine(today, time.max))
+    return timeline.patient_timeline(open_store(path), _rules, patient_id, datetime.combine(today, time.max))
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=16)
 def cached_response_times(path: str, _rules: RuleSet, rules_version: str, panels: tuple[str, ...], start, end,
                           in_hours: tuple[int, int], version: tuple, now: datetime) -> metrics.ResponseTimes:
     """The figures as of ``now`` (pass it to the minute, so the cache holds for a minute)."""
-    return metrics.response_times(Database(path), _rules, list(panels), start, end, now, in_hours=in_hours)
+    return metrics.response_times(open_store(path), _rules, list(panels), start, end, now, in_hours=in_hours)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def cached_panels(path: str) -> pd.DataFrame:
-    return Database(path).query("SELECT panel_id, name, service FROM panels ORDER BY service, name")
+    return open_store(path).query("SELECT panel_id, name, service FROM panels ORDER BY service, name")
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def cached_patient_record(path: str, _rules: RuleSet, rules_version: str, patient_id: str, at: datetime,
                           version: tuple) -> dict[str, Any] | None:
-    return timeline.patient_record(Database(path), _rules, patient_id, at)
+    return timeline.patient_record(open_store(path), _rules, patient_id, at)
 
 
 def clear_caches() -> None:

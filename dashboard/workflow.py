@@ -121,25 +121,34 @@ def validate_action(**fields) -> ActionIn:
     return request
 
 
+_EVENT_FIELDS = ("actor", "name", "acted_at", "action", "request_id", "note", "reached", "escalated_to",
+                 "outcome", "tier_after")
+
+
 def _state(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict]:
-    """What the care team has done so far on each report, read inside the action's transaction."""
+    """What the care team has done so far on each report, read inside the action's transaction
+    (in SQL that DuckDB and PostgreSQL share)."""
     rows = con.execute(
         """
-        SELECT r.report_id,
-               EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open,
-               c.tier, c.rules_version,
-               (SELECT list(struct_pack(actor := e.actor, name := coalesce(e.actor_name, e.actor),
-                                        acted_at := e.acted_at, action := e.action, request_id := e.request_id,
-                                        note := e.note, reached := e.reached, escalated_to := e.escalated_to,
-                                        outcome := e.outcome, tier_after := e.tier_after)
-                            ORDER BY e.event_id)
-                FROM events e WHERE e.report_id = r.report_id AND e.action <> 'retriaged') AS events
+        SELECT r.report_id, EXISTS (SELECT 1 FROM open_reports o WHERE o.report_id = r.report_id) AS is_open,
+               c.tier, c.rules_version
         FROM reports r JOIN current_tiers c ON c.report_id = r.report_id
-        WHERE r.report_id IN (SELECT unnest($ids))
+        WHERE r.report_id IN (SELECT unnest($ids::VARCHAR[]))
         """,
         {"ids": ids},
     ).fetchall()
-    return {r[0]: {"open": r[1], "tier": r[2], "version": r[3], "events": r[4] or []} for r in rows}
+    states = {r[0]: {"open": r[1], "tier": r[2], "version": r[3], "events": []} for r in rows}
+    for report_id, *values in con.execute(
+        """
+        SELECT e.report_id, e.actor, coalesce(e.actor_name, e.actor), e.acted_at, e.action, e.request_id, e.note,
+               e.reached, e.escalated_to, e.outcome, e.tier_after
+        FROM events e WHERE e.report_id IN (SELECT unnest($ids::VARCHAR[])) AND e.action <> 'retriaged'
+        ORDER BY e.event_id
+        """,
+        {"ids": ids},
+    ).fetchall():
+        states[report_id]["events"].append(dict(zip(_EVENT_FIELDS, values)))
+    return states
 
 
 def _taken_by(events: list[dict]) -> str | None:
@@ -199,7 +208,7 @@ def act(db: Database, user: User, now: datetime, **fields) -> ActionResult:
         p = {"ids": ids}
         # Take the reports' rows first: a concurrent action on the same report now conflicts and
         # is retried after this one commits, so it sees this one.
-        run(con, "UPDATE open_reports SET actions = actions + 1 WHERE report_id IN (SELECT unnest($ids))", p)
+        run(con, "UPDATE open_reports SET actions = actions + 1 WHERE report_id IN (SELECT unnest($ids::VARCHAR[]))", p)
         states = _state(con, ids)
         missing = [i for i in ids if i not in states]
         if missing:
@@ -232,7 +241,7 @@ def act(db: Database, user: User, now: datetime, **fields) -> ActionResult:
             )[0][0])
             recorded.append(rid)
         if request.action == "resolve" and recorded:
-            run(con, "DELETE FROM open_reports WHERE report_id IN (SELECT unnest($ids))", {"ids": recorded})
+            run(con, "DELETE FROM open_reports WHERE report_id IN (SELECT unnest($ids::VARCHAR[]))", {"ids": recorded})
         return ActionResult(event_ids=event_ids, recorded=recorded, unchanged=unchanged,
                             already=sorted(already, key=lambda a: a.acted_at), already_resolved=already_resolved)
 

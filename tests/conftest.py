@@ -113,16 +113,80 @@ def sample_db(tmp_path_factory, rules):
     return db
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole run (tests/postgres.py). One that cannot start fails
+    every test that needs it, with the reason: nothing is skipped."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    from dashboard.db import close_stores
+
+    close_stores()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def _fresh_template(postgres_server, rules):
+    """The small generated database of ``fresh_db``, seeded once into a PostgreSQL template."""
+    from dashboard.postgres_store import PostgresDatabase
+    from dashboard.seed import generate_sample, seed_generated
+
+    url = postgres_server.create_database("template")
+    store = PostgresDatabase(url)
+    seed_generated(store, rules, generate_sample(patients=60, reports=600, seed=3, now=SEED_NOW), now=SEED_NOW,
+                   seed=3)
+    store.close()
+    return url.rsplit("/", 1)[1]
+
+
+def postgres_store(server, template: str | None = None):
+    """A new PostgreSQL database of its own (a copy of ``template`` when given), as a store."""
+    import psycopg
+
+    from dashboard.db import open_store
+
+    url = server.create_database()
+    if template:
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(server.url("postgres"), autocommit=True) as con:
+            con.execute(f'DROP DATABASE "{name}"')
+            con.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return open_store(url)
+
+
+STORES = ("duckdb", "postgresql")
+both_stores = pytest.mark.both_stores
+"""A module's (or a test's) ``fresh_db`` tests run on the DuckDB file and on PostgreSQL, from one suite."""
+
+
+def pytest_generate_tests(metafunc):
+    if "fresh_db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("fresh_db", STORES, indirect=True)
+
+
 @pytest.fixture
-def fresh_db(tmp_path, rules):
-    """A small generated database of its own, for tests that write."""
+def fresh_db(request, tmp_path, rules):
+    """A small generated database of its own, for tests that write: a DuckDB file, or (parametrised
+    with ``both_stores``) a PostgreSQL database with the same rows."""
     from dashboard.db import Database
     from dashboard.seed import generate_sample, seed_generated
 
+    if getattr(request, "param", "duckdb") == "postgresql":
+        store = postgres_store(request.getfixturevalue("postgres_server"),
+                               request.getfixturevalue("_fresh_template"))
+        yield store
+        from dashboard.db import _STORES, _STORES_LOCK
+
+        with _STORES_LOCK:
+            _STORES.pop(store.url, None)
+        store.close()
+        return
     db = Database(tmp_path / "fresh.duckdb")
     data = generate_sample(patients=60, reports=600, seed=3, now=SEED_NOW)
     seed_generated(db, rules, data, now=SEED_NOW, seed=3)
-    return db
+    yield db
 
 
 @pytest.fixture

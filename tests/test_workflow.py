@@ -11,8 +11,9 @@ import pytest
 from dashboard.access import Role, User
 from dashboard.models import InputError
 from dashboard.workflow import act, result_message, submit_report
-from tests.conftest import give_every_panel
+from tests.conftest import both_stores, give_every_panel
 
+pytestmark = both_stores
 NOW = datetime(2026, 11, 20, 12, 0)
 ANNE = User(actor="N9001", name="Anne Test", role=Role.NURSE)
 ANNE_TWIN = User(actor="N9002", name="Anne Test", role=Role.NURSE)  # the same name, another person
