@@ -122,6 +122,33 @@ class PgConnection:
         return PgResult(cursor)
 
 
+_WRITE = re.compile(r"\s*(?:--[^\n]*\n\s*)*(INSERT|UPDATE|DELETE|TRUNCATE|MERGE|ALTER|DROP|COPY|ATTACH|"
+                    r"CREATE\s+(?!(?:OR\s+REPLACE\s+)?TEMP))", re.I)
+
+
+class ReadCursor:
+    """A replica cursor that refuses statements that write (temporary tables aside)."""
+
+    def __init__(self, cursor: Any, store: str):
+        self._cursor, self._store = cursor, store
+
+    def _check(self, sql: str) -> None:
+        if _WRITE.match(sql):
+            raise DatabaseError(f"a write on {self._store} must go through the store's transaction(), not a read "
+                                f"connection: {' '.join(sql.split())[:80]}")
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        self._check(sql)
+        return self._cursor.execute(sql, *args, **kwargs)
+
+    def sql(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        self._check(sql)
+        return self._cursor.sql(sql, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
 def is_postgres(con: Any) -> bool:
     return getattr(con, "engine", None) == "postgresql"
 
@@ -200,7 +227,11 @@ class PostgresDatabase:
     def __init__(self, url: str, *, pool_size: int | None = None):
         self.url = url
         self.path = redact(url)  # what messages name (the DuckDB store names its file)
-        self.conflicts = 0
+        self.conflicts = 0  # transactions retried after a serialization failure or a deadlock
+        # Transactions that ran while another of this store's was open (on PostgreSQL two actions on
+        # one report do not conflict: the second waits for the first's row lock). For tests.
+        self.overlapped = 0
+        self._active = 0
         self._pool_size = pool_size or get_settings().pg_pool_size
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
@@ -255,9 +286,10 @@ class PostgresDatabase:
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
-        """A DuckDB cursor on this process's replica, brought up to date first: for reads only."""
+        """A DuckDB cursor on this process's replica, brought up to date first: for reads only (a
+        write would change a copy PostgreSQL never hears of, so it is refused)."""
         with self.replica.cursor() as cur:
-            yield cur
+            yield ReadCursor(cur, self.path)
 
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         with self.connect() as con:
@@ -276,6 +308,17 @@ class PostgresDatabase:
         conflict or a deadlock. After the commit, this process's replica has the change before the
         call returns (the next read sees it)."""
         deadline = time.monotonic() + get_settings().write_retry_seconds
+        attempt = 0
+        with self._lock:
+            self._active += 1
+            self.overlapped += self._active > 1
+        try:
+            return self._transaction(work, attempts, deadline)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _transaction(self, work: Callable[[PgConnection], T], attempts: int | None, deadline: float) -> T:
         attempt = 0
         with self.pg() as raw:
             while True:
