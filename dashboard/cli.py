@@ -28,10 +28,24 @@ def _load_rules(path: str | None):
         raise SystemExit(EXIT_RULES) from None
 
 
-def _database(path: str | None):
+def _database(args: argparse.Namespace | str | None):
+    """The store a command works on: --database-url (or $BACKLINE_DATABASE_URL) names PostgreSQL;
+    --db (or $BACKLINE_DB) a DuckDB file."""
     from dashboard.db import default_database
 
-    return default_database(path)
+    if not isinstance(args, argparse.Namespace):
+        return default_database(args)
+    path, url = getattr(args, "db", None), getattr(args, "database_url", None)
+    if path and url:
+        print("backline: give --db (a DuckDB file) or --database-url (PostgreSQL), not both", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+    return default_database(path, url)
+
+
+def _store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="database file (default: $BACKLINE_DB or data/backline.duckdb)")
+    parser.add_argument("--database-url", help="a PostgreSQL store instead of the file: postgresql://user@host/db "
+                                               "(default: $BACKLINE_DATABASE_URL)")
 
 
 # --------------------------------------------------------------------------- triage
@@ -92,8 +106,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from dashboard.seed import DEFAULT_SAMPLE, replace_refusal, seed_from_files, seed_sample, write_sample_files
 
     rules = _load_rules(args.rules)
-    db = _database(args.db)
-    if db.path.exists():
+    db = _database(args)
+    if db.engine == "postgresql" and args.force:
+        print(f"backline seed: {db.path} is a PostgreSQL store; --force never empties one (its administrator drops "
+              "and creates the database to start again)", file=sys.stderr)
+        return EXIT_DATABASE
+    if db.engine == "duckdb" and db.path.exists():
         if not args.force:
             print(f"backline seed: {db.path} exists; pass --force to replace it", file=sys.stderr)
             return EXIT_DATABASE
@@ -130,7 +148,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def _rules_and_store(args: argparse.Namespace):
     """The rules in force and the database, its schema checked: what every command on the store starts with."""
     rules = _load_rules(args.rules)
-    db = _database(args.db)
+    db = _database(args)
     db.check_schema()
     return rules, db
 
@@ -244,10 +262,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from dashboard.retriage import upgrade
 
     rules = _load_rules(args.rules)
-    db = _database(args.db)
+    db = _database(args)
     if not db.exists():
         print(f"backline migrate: the database file {db.path} does not exist", file=sys.stderr)
         return EXIT_DATABASE
+    if args.app_role and db.engine != "postgresql":
+        print("backline migrate: --app-role is for a PostgreSQL store", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if db.engine == "postgresql":
+        db.migrate(app_role=args.app_role)  # as the owner; the app's role is granted what it needs
     applied, stats = upgrade(db, rules, now=local_now())
     print(f"{db.path}: applied migrations {applied}" if applied else f"{db.path}: schema up to date")
     if stats is not None:
@@ -299,7 +322,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return EXIT_RULES
     loaded = _load_alerts(path)
     _load_rules(args.rules)
-    db = _database(args.db)
+    db = _database(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         return run_worker(db, loaded, lambda: _rules_in_force(args.rules), once=args.once,
@@ -368,6 +391,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dashboard.retriage import upgrade
 
     settings = get_settings()
+    store = _database(args)
+    if store.engine == "postgresql":
+        store.check_schema()  # the owner migrates (`backline migrate --database-url ...`); the app never does
+        # The URL (and any password in it) reaches the children in their environment, not on a command line.
+        return _serve(args, dict(os.environ, BACKLINE_DATABASE_URL=store.url), [])
     named = args.db or os.environ.get("BACKLINE_DB")
     db_path = Path(named or settings.db)
     if named and not db_path.exists():
@@ -387,7 +415,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if applied or stats:
             print(f"brought the sample database up to date: migrations {applied or 'none'}, "
                   f"{stats.reports if stats else 0:,} reports re-triaged under the current rules")
-    env = dict(os.environ, BACKLINE_DB=str(db_path))
+    return _serve(args, dict(os.environ, BACKLINE_DB=str(db_path)), ["--db", str(db_path)])
+
+
+def _serve(args: argparse.Namespace, env: dict[str, str], store_args: list[str]) -> int:
+    """The app (Streamlit) and, with an alerts configuration, the alerts worker beside it."""
     app = Path(__file__).resolve().parent.parent / "streamlit_app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
@@ -400,7 +432,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif not args.no_alerts:
         _load_alerts(alerts)  # fail closed before anything starts
         worker = [sys.executable, "-m", "dashboard", *(["--rules", args.rules] if args.rules else []), "alerts",
-                  "--db", str(db_path), "--config", str(alerts)]
+                  *store_args, "--config", str(alerts)]
         print(f"backline run: the alerts worker runs beside the app with {alerts}", flush=True)
     return _supervise(cmd, worker, env)
 
@@ -418,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_triage)
 
     s = sub.add_parser("seed", help="build a database from the sample generator (or a folder of files)")
-    s.add_argument("--db", help="database file (default: $BACKLINE_DB or data/backline.duckdb)")
+    _store_arguments(s)
     s.add_argument("--patients", type=int, help="generate this many patients (default 400)")
     s.add_argument("--reports", type=int, help="generate this many reports (default 6000)")
     s.add_argument("--seed", type=int, help="random seed of the generator (default 7)")
@@ -431,12 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_seed)
 
     r = sub.add_parser("retriage", help="re-triage every report with the current rules")
-    r.add_argument("--db", help="database file")
+    _store_arguments(r)
     r.set_defaults(func=cmd_retriage)
 
     i = sub.add_parser("import", help="import a FHIR Bundle or a Bulk Data export (all of it, or nothing)")
     i.add_argument("source", help="a Bundle (JSON) file, or a folder of NDJSON files")
-    i.add_argument("--db", help="database file")
+    _store_arguments(i)
     i.add_argument("--panel-map", help="YAML mapping references (Organization/x, Practitioner/y, Patient/z) "
                                        "to panel ids")
     i.add_argument("--panel", help="the panel of every patient the map does not place")
@@ -446,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="the reports of a period as FHIR: triage, work items, call-backs, audit")
     x.add_argument("--since", required=True, help="reports made on or after this date (YYYY-MM-DD)")
     x.add_argument("--until", help="reports made before this date")
-    x.add_argument("--db", help="database file")
+    _store_arguments(x)
     x.add_argument("--ndjson", action="store_true", help="one resource per line instead of a Bundle")
     x.add_argument("--all-patients", action="store_true",
                    help="every patient with their record and doses, not only those of the period's reports")
@@ -464,14 +496,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("migrate", help="apply pending schema migrations")
-    m.add_argument("--db", help="database file")
+    _store_arguments(m)
+    m.add_argument("--app-role", help="PostgreSQL: the role the app servers connect as; it is granted reads and "
+                                      "writes, and no UPDATE or DELETE of the append-only tables")
     m.set_defaults(func=cmd_migrate)
 
     k = sub.add_parser("rules", help="validate the rules and print their version")
     k.set_defaults(func=cmd_rules)
 
     a = sub.add_parser("run", help="start the app (builds the sample database if missing)")
-    a.add_argument("--db", help="database file")
+    _store_arguments(a)
     a.add_argument("--port", type=int, default=8501)
     a.add_argument("--alerts", metavar="FILE", help="alerts configuration for the worker started beside the app "
                                                     "(default: $BACKLINE_ALERTS; in demo mode the sample's)")
@@ -479,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_run)
 
     w = sub.add_parser("alerts", help="the alerts worker: emergencies and overdue reports to people, up their chains")
-    w.add_argument("--db", help="database file")
+    _store_arguments(w)
     w.add_argument("--config", help="alerts configuration (default: $BACKLINE_ALERTS; in demo mode the sample's)")
     w.add_argument("--once", action="store_true", help="run one cycle and stop")
     w.set_defaults(func=cmd_alerts)
