@@ -303,6 +303,7 @@ def close_stores() -> None:
 def default_database(path: Path | str | None = None, url: str | None = None) -> Any:
     """The store a command or the app uses: ``url`` (or ``$BACKLINE_DATABASE_URL``) names a
     PostgreSQL store; else the DuckDB file ``path`` (or ``$BACKLINE_DB``, or the default file)."""
-    if path is None and (url or get_settings().database_url):
-        return open_store(url or get_settings().database_url)
+    url = url or os.environ.get("BACKLINE_DATABASE_URL") or get_settings().database_url
+    if path is None and url:
+        return open_store(url)
     return Database(path or os.environ.get("BACKLINE_DB") or get_settings().db)

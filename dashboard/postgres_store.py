@@ -240,6 +240,11 @@ class PostgresDatabase:
     def __repr__(self) -> str:
         return f"PostgresDatabase({self.path!r})"
 
+    @property
+    def location(self) -> str:
+        """What :func:`dashboard.db.open_store` opens this store again from."""
+        return self.url
+
     # ---- connections
     def _configure(self, con: psycopg.Connection) -> None:
         con.execute("SELECT set_config('TimeZone', %s, false)", [get_settings().timezone])

@@ -82,6 +82,12 @@ def altered(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def write(db, sql: str, params=None) -> list[tuple]:
+    """A test's own change to a store, in a transaction of the store's (on PostgreSQL a write never
+    goes to the read replica)."""
+    return db.transaction(lambda con: con.execute(sql, params or []).fetchall())
+
+
 def jsonl(*cases: dict[str, Any]) -> str:
     return "".join(json.dumps(c) + "\n" for c in cases)
 
@@ -162,8 +168,32 @@ both_stores = pytest.mark.both_stores
 
 
 def pytest_generate_tests(metafunc):
-    if "fresh_db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
-        metafunc.parametrize("fresh_db", STORES, indirect=True)
+    if metafunc.definition.get_closest_marker("both_stores"):
+        for name in ("fresh_db", "app_db"):
+            if name in metafunc.fixturenames:
+                metafunc.parametrize(name, STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def _sample_template(postgres_server, sample_db):
+    """The default sample (``sample_db``), copied once into a PostgreSQL template."""
+    from dashboard.postgres_store import PostgresDatabase
+    from dashboard.transfer import copy_to_postgres
+
+    url = postgres_server.create_database("sample")
+    store = PostgresDatabase(url)
+    copy_to_postgres(sample_db, store)
+    store.close()
+    return url.rsplit("/", 1)[1]
+
+
+def drop_store(store) -> None:
+    """Close a test's PostgreSQL store (its pool and its replica) and forget it."""
+    from dashboard.db import _STORES, _STORES_LOCK
+
+    with _STORES_LOCK:
+        _STORES.pop(store.url, None)
+    store.close()
 
 
 @pytest.fixture
@@ -177,11 +207,7 @@ def fresh_db(request, tmp_path, rules):
         store = postgres_store(request.getfixturevalue("postgres_server"),
                                request.getfixturevalue("_fresh_template"))
         yield store
-        from dashboard.db import _STORES, _STORES_LOCK
-
-        with _STORES_LOCK:
-            _STORES.pop(store.url, None)
-        store.close()
+        drop_store(store)
         return
     db = Database(tmp_path / "fresh.duckdb")
     data = generate_sample(patients=60, reports=600, seed=3, now=SEED_NOW)

@@ -11,19 +11,31 @@ from dashboard.config import get_settings
 from dashboard.db import Database
 from dashboard.rules import load_rules
 from dashboard.ui import plain
-from tests.conftest import ROOT
+from tests.conftest import ROOT, both_stores, write
 
 APP = str(ROOT / "streamlit_app.py")
 NURSE, PHYSICIAN, LEAD, ADMIN = "N0001", "P001", "L004", "A006"
+pytestmark = both_stores
 
 
 @pytest.fixture
-def app_db(tmp_path, sample_db, monkeypatch) -> Database:
-    """A private copy of the sample database, and the app pointed at it."""
+def app_db(request, tmp_path, sample_db, monkeypatch) -> Database:
+    """A private copy of the sample database, and the app pointed at it: a DuckDB file, or (in a
+    module marked ``both_stores``) also a PostgreSQL database holding the same rows."""
+    if getattr(request, "param", "duckdb") == "postgresql":
+        from tests.conftest import drop_store, postgres_store
+
+        store = postgres_store(request.getfixturevalue("postgres_server"), request.getfixturevalue("_sample_template"))
+        monkeypatch.delenv("BACKLINE_DB", raising=False)
+        monkeypatch.setenv("BACKLINE_DATABASE_URL", store.url)
+        yield store
+        drop_store(store)
+        return
     path = tmp_path / "app.duckdb"
     shutil.copy(sample_db.path, path)
+    monkeypatch.delenv("BACKLINE_DATABASE_URL", raising=False)
     monkeypatch.setenv("BACKLINE_DB", str(path))
-    return Database(path)
+    yield Database(path)
 
 
 def open_app(actor: str, page: str | None = None) -> AppTest:
@@ -103,8 +115,7 @@ def test_search_treats_input_as_text_and_returns_exactly_the_matching_rows(app_d
     HTML shows as typed."""
     target = app_db.scalar("SELECT min(patient_id) FROM patients")
     hostile = "100% O'Brien_Smith **x** <img src=x onerror=alert(1)>"
-    with app_db.connect() as con:
-        con.execute("UPDATE patients SET name = ? WHERE patient_id = ?", [hostile, target])
+    write(app_db, "UPDATE patients SET name = ? WHERE patient_id = ?", [hostile, target])
     count = app_db.scalar("SELECT count(*) FROM patients")
     at = open_app(PHYSICIAN, "patient_timeline")
 
@@ -255,7 +266,7 @@ def _a_patient(db: Database, panel: str, *, bone: bool, besides: tuple[str, ...]
 
 
 def _give(db: Database, patient: str, drug: str, given_at: str, stopped_at: str | None = None) -> None:
-    db.rows("INSERT INTO administrations (administration_id, patient_id, drug, given_at, stopped_at)"
+    write(db, "INSERT INTO administrations (administration_id, patient_id, drug, given_at, stopped_at)"
             " SELECT coalesce(max(administration_id), 0) + 1, ?, ?, ?, ? FROM administrations",
             [patient, drug, given_at, stopped_at])
 
@@ -264,7 +275,7 @@ def test_the_phone_form_asks_the_new_questions_and_shows_the_record(app_db):
     panel = nurse_panel(app_db)
     patient = _a_patient(app_db, panel, bone=True)
     assert patient, "the sample has a patient with bone metastases in the nurse's panel"
-    app_db.rows("UPDATE patients SET low_platelets = TRUE WHERE patient_id = ?", [patient])
+    write(app_db, "UPDATE patients SET low_platelets = TRUE WHERE patient_id = ?", [patient])
     _give(app_db, patient, "apixaban", "2026-10-01 08:00")
     _give(app_db, patient, "letrozole", "2025-01-10 08:00", "2026-11-01 08:00")
     at = open_app(NURSE)
@@ -550,7 +561,7 @@ def test_bad_rules_stop_the_app_naming_file_and_field(app_db, tmp_path, monkeypa
 
 
 def test_demo_mode_refuses_a_database_not_made_by_seed(app_db):
-    app_db.rows("DELETE FROM meta WHERE key = 'synthetic'")
+    write(app_db, "DELETE FROM meta WHERE key = 'synthetic'")
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert "Demo mode refused" in texts(at)
     assert not at.dataframe

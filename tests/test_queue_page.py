@@ -8,9 +8,11 @@ from datetime import timedelta
 from dashboard.access import Role, User
 from dashboard.ui import plain
 from dashboard.workflow import act, submit_report
-from tests.conftest import SEED_NOW
+from tests.conftest import SEED_NOW, both_stores, write
 from tests.test_pages import (LEAD, NURSE, PHYSICIAN, an_open_report, app_db, nurse_panel,  # noqa: F401
                               open_app, texts)
+
+pytestmark = both_stores
 
 
 def patient_with_two_open_reports(db, panel: str) -> tuple[str, str]:
@@ -61,7 +63,7 @@ def test_the_queue_groups_repeat_reports_of_a_patient(app_db):
 def test_the_detail_shows_why_what_to_do_and_how_to_reach_the_patient(app_db):
     rid = an_open_report(app_db, nurse_panel(app_db))
     pid = app_db.scalar("SELECT patient_id FROM reports WHERE report_id = ?", [rid])
-    app_db.rows("INSERT INTO patient_contacts VALUES (?, '01632 960 123')", [pid])
+    write(app_db, "INSERT INTO patient_contacts VALUES (?, '01632 960 123')", [pid])
     at = open_on(open_app(NURSE), rid)
     body = texts(at)
     assert f"report **{plain(rid)}**" in body
