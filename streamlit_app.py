@@ -28,4 +28,7 @@ pages = [
             visibility="visible" if page in allowed else "hidden")
     for page, (path, title, icon) in PAGE_FILES.items()
 ]
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except ui.StoreUnavailable as exc:  # the shared store went away mid-page: say so, and keep the session
+    ui.store_unavailable(exc)

@@ -24,6 +24,7 @@ from dashboard import metrics, queue, timeline
 from dashboard.access import PAGES, Action, Page, Role, User
 from dashboard.config import Settings, get_settings, local_now
 from dashboard.db import Database, DatabaseError, default_database, open_store
+from dashboard.postgres_store import StoreUnavailable
 from dashboard.db import data_version as db_data_version
 from dashboard.labels import FLAG_ANSWERS, FLAG_GROUPS, FLAG_QUESTIONS, TIER_COLOURS, TIER_SYMBOLS
 from dashboard.rules import RuleSet, RulesError, load_rules, rules_digest
@@ -204,6 +205,24 @@ def roles_for(page: Page) -> frozenset[Role]:
     return PAGES[page]
 
 
+def store_unavailable(exc: Exception) -> None:
+    """The shared store cannot be reached: say so plainly (no traceback, no stale queue shown as current)."""
+    st.error(f"**The store is unavailable.** {exc}. Nothing is shown rather than a queue that may be out of date. "
+             "Every action that was confirmed is saved; an action that was not confirmed was not recorded: enter it "
+             "again when the store is back. This page retries by itself.", icon=":material/cloud_off:")
+    st.caption(f"Retrying every {get_settings().queue_refresh_seconds} s.")
+
+    @st.fragment(run_every=get_settings().queue_refresh_seconds)
+    def _retry() -> None:
+        try:
+            database().check_schema()
+        except DatabaseError:
+            return
+        st.rerun()
+
+    _retry()
+
+
 def guard(page: Page) -> Context:
     """Run first on every page: rules, sign-in settings, database, user and role, or stop."""
     from dashboard.identity import UNVERIFIED, ConfigError, is_generated
@@ -219,6 +238,9 @@ def guard(page: Page) -> Context:
     db = database()
     try:
         version = db.check_schema()
+    except StoreUnavailable as exc:
+        store_unavailable(exc)
+        st.stop()
     except DatabaseError as exc:
         st.error(f"**The database cannot be used.** {exc}")
         st.stop()

@@ -256,3 +256,42 @@ def test_a_killed_server_loses_no_committed_action_and_the_store_recovers(rules,
         stop.set()
         store.close()
         server.cleanup()
+
+
+def test_the_app_says_the_store_is_unavailable_and_recovers(rules, monkeypatch):
+    """The queue page on a PostgreSQL store whose server is stopped: a plain message, no traceback, no
+    queue shown as current; with the server back, the same session shows the queue again."""
+    from dashboard.db import close_stores
+    from dashboard.seed import seed_sample
+    from tests.postgres import PostgresServer
+    from tests.test_pages import NURSE, open_app, texts
+
+    server = PostgresServer().start()
+    url = server.create_database()
+    try:
+        seed_sample(PostgresDatabase(url), rules, now=SEED_NOW)
+        monkeypatch.delenv("BACKLINE_DB", raising=False)
+        monkeypatch.setenv("BACKLINE_DATABASE_URL", url)
+        monkeypatch.setenv("BACKLINE_PG_CONNECT_TIMEOUT_SECONDS", "2")
+        from dashboard.config import get_settings
+
+        get_settings.cache_clear()
+        at = open_app(NURSE, "triage_queue")
+        assert "Open reports" in texts(at) or at.dataframe
+        server.kill()
+        at.run()
+        assert not at.exception
+        body = texts(at)
+        assert "The store is unavailable" in body and "Traceback" not in body
+        assert not at.dataframe  # no queue shown from a copy that may be out of date
+        server.restart()
+        at.run()
+        assert not at.exception
+        assert "The store is unavailable" not in texts(at) and at.dataframe
+    finally:
+        close_stores()
+        from dashboard.config import get_settings
+
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        server.cleanup()
