@@ -27,15 +27,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(db: Path, *, cwd: Path = ROOT, env: dict[str, str] | None = None,
+def streamlit_server(db: Path | None, *, cwd: Path = ROOT, env: dict[str, str] | None = None,
                      port: int | None = None) -> Iterator[str]:
-    """`streamlit run streamlit_app.py` on loopback against a database; yields the base URL."""
+    """`streamlit run streamlit_app.py` on loopback against a database file (or, with ``db`` None,
+    the PostgreSQL store that ``env``'s BACKLINE_DATABASE_URL names); yields the base URL."""
     port = port or free_port()
     log = (ARTIFACTS.parent / f"server-{port}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    full_env = {**os.environ, "BACKLINE_DB": str(db), "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    if db is not None:
+        full_env["BACKLINE_DB"] = str(db)
+        full_env.pop("BACKLINE_DATABASE_URL", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
