@@ -295,3 +295,46 @@ def test_the_app_says_the_store_is_unavailable_and_recovers(rules, monkeypatch):
         monkeypatch.undo()
         get_settings.cache_clear()
         server.cleanup()
+
+
+def test_twenty_nurses_on_two_app_servers_keep_every_action_in_order(pg_fresh, rules):
+    """Two processes (two app servers), ten nurses each, fifty actions per nurse on the same five
+    reports, all at once: every recorded action is stored exactly once, attributed, in each nurse's
+    order, and every later responder on either server was told of the first."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    patients = [p for p, in pg_fresh.rows("SELECT patient_id FROM patients ORDER BY patient_id LIMIT 5")]
+    entering = nurse(pg_fresh, "T999", "Entering Nurse")
+    reports = [submit_report(pg_fresh, rules, entering, NOW, patient_id=p, report={"reported_at": NOW, "pain_score": 5}
+                             ).report_id for p in patients]
+    before = pg_fresh.scalar("SELECT count(*) FROM events")
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.stress_worker", pg_fresh.url, str(first), "10", "50",
+                               *reports], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for first in (0, 10)]
+    lines = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:] + out[-2000:]
+        lines += [json.loads(x) for x in out.splitlines()]
+    assert len(lines) == 1000 and not [x for x in lines if "error" in x]
+    recorded = [x for x in lines if x["event"] is not None]
+    assert {x["reason"] for x in lines if x["event"] is None} <= {"already acknowledged by you"}
+    assert pg_fresh.scalar("SELECT count(*) FROM events") == before + len(recorded)
+    stored = {e: (a, r, act_) for e, a, r, act_ in pg_fresh.rows(
+        "SELECT event_id, actor, report_id, action FROM events WHERE actor LIKE 'T0%' OR actor LIKE 'T01%'")}
+    for x in recorded:
+        assert stored[x["event"]] == (x["nurse"], x["report"], x["action"])
+    for who in {x["nurse"] for x in lines}:
+        mine = [x["event"] for x in sorted(lines, key=lambda x: x["k"]) if x["nurse"] == who and x["event"]]
+        assert mine == sorted(mine)  # each nurse's actions in the order she made them
+    for rid in reports:
+        first_id, first_actor = pg_fresh.rows(
+            "SELECT event_id, actor FROM events WHERE report_id = ? AND action IN ('acknowledge', 'call_back', "
+            "'escalate') ORDER BY event_id LIMIT 1", [rid])[0]
+        for x in recorded:
+            if x["report"] == rid and x["action"] != "note" and x["nurse"] != first_actor and x["event"] > first_id:
+                assert first_actor in x["told"], x
