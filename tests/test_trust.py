@@ -22,7 +22,7 @@ from dashboard.db import Database
 from dashboard.metrics import audit_csv
 from dashboard.models import InputError
 from dashboard.workflow import act, submit_report
-from tests.conftest import ROOT, SEED_NOW, give_every_panel, run_cli
+from tests.conftest import ROOT, SEED_NOW, both_stores, give_every_panel, run_cli
 
 NURSE = User(actor="N0001", name="Test Nurse", role=Role.NURSE)
 LEAD = User(actor="L004", name="Test Lead", role=Role.LEAD)
@@ -89,6 +89,7 @@ def _rebuilds_events_keeping_every_row(path: Path, line: str, text: str) -> bool
     ))
 
 
+@both_stores
 def test_every_action_records_who_what_when_and_the_tiers(fresh_db, rules):
     rid = an_open(fresh_db)
     tier = fresh_db.scalar("SELECT tier FROM triage_results WHERE report_id = ?", [rid])
@@ -102,6 +103,7 @@ def test_every_action_records_who_what_when_and_the_tiers(fresh_db, rules):
     assert row["note"] == "Handed over to the MSCC coordinator" and row["escalated_to"] == "mscc_coordinator"
 
 
+@both_stores
 def test_audit_export_neutralises_spreadsheet_formulas(fresh_db):
     rid = an_open(fresh_db)
     act(fresh_db, NURSE, SEED_NOW, action="note", report_ids=[rid], note=HOSTILE[2])
@@ -115,6 +117,7 @@ def test_audit_export_neutralises_spreadsheet_formulas(fresh_db):
 # --------------------------------------------------------------------------- hostile and wrong input
 
 
+@both_stores
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_is_stored_as_text(fresh_db, rules, text):
     done = submit_report(fresh_db, rules, NURSE, SEED_NOW, patient_id=a_patient(fresh_db), note=text,
@@ -140,6 +143,7 @@ WRONG_REPORTS = [
 ]
 
 
+@both_stores
 @pytest.mark.parametrize("fields, field", WRONG_REPORTS, ids=[w[1] + str(i) for i, w in enumerate(WRONG_REPORTS)])
 def test_a_wrong_report_is_refused_naming_the_field_and_changes_nothing(fresh_db, rules, fields, field):
     before = snapshot(fresh_db)
@@ -161,6 +165,7 @@ WRONG_ACTIONS = [
 ]
 
 
+@both_stores
 @pytest.mark.parametrize("fields, field", WRONG_ACTIONS, ids=[str(w[0]["action"]) + str(i) for i, w in enumerate(WRONG_ACTIONS)])
 def test_a_wrong_action_is_refused_and_changes_nothing(fresh_db, fields, field):
     before = snapshot(fresh_db)
@@ -171,6 +176,7 @@ def test_a_wrong_action_is_refused_and_changes_nothing(fresh_db, fields, field):
     assert snapshot(fresh_db) == before
 
 
+@both_stores
 def test_an_action_on_an_unknown_report_changes_nothing(fresh_db):
     before = snapshot(fresh_db)
     with pytest.raises(InputError, match="unknown report"):
@@ -178,6 +184,7 @@ def test_an_action_on_an_unknown_report_changes_nothing(fresh_db):
     assert snapshot(fresh_db) == before
 
 
+@both_stores
 def test_a_role_may_not_do_what_is_not_its_own(fresh_db, rules):
     before = snapshot(fresh_db)
     with pytest.raises(Forbidden):
@@ -255,20 +262,21 @@ def test_a_file_of_a_newer_schema_in_the_app(fresh_db, monkeypatch):
 WRITER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
-    from dashboard.db import Database
+    from dashboard.db import open_store
     def work(con):
         con.execute("INSERT INTO events (report_id, acted_at, actor, role, action, note)"
                     " SELECT report_id, now()::TIMESTAMP, 'crash-test', 'nurse', 'note', 'half-done'"
-                    " FROM reports, range(20)").fetchall()
+                    " FROM reports").fetchall()
         print("written, not committed", flush=True)
         time.sleep(60)
-    Database(sys.argv[1]).transaction(work)
+    open_store(sys.argv[1]).transaction(work)
 """)
 
 
+@both_stores
 def test_a_crash_in_the_middle_of_a_write_leaves_it_absent(fresh_db):
     before = snapshot(fresh_db)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(fresh_db.path), str(ROOT)], stdout=subprocess.PIPE)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, fresh_db.location, str(ROOT)], stdout=subprocess.PIPE)
     assert writer.stdout.readline().strip() == b"written, not committed"
     writer.send_signal(signal.SIGKILL)
     writer.wait()
