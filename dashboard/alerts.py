@@ -43,7 +43,7 @@ from dashboard import clock
 from dashboard.alert_channels import Alert, DeliveryError, report_link, send
 from dashboard.alert_config import AlertConfigError, Chain, LoadedConfig, Step
 from dashboard.config import local_now
-from dashboard.db import Database, DatabaseError, run
+from dashboard.db import CONSTRAINT_ERRORS, ENGINE_ERRORS, Database, DatabaseError, run
 from dashboard.rules import RuleSet
 from dashboard.workflow import RESPONSES_SQL
 
@@ -214,7 +214,7 @@ def claim(db: Database, due: Due, loaded: LoadedConfig, now: datetime) -> bool:
 
     try:
         return db.transaction(work)
-    except duckdb.ConstraintException:
+    except CONSTRAINT_ERRORS:
         return False  # another worker has claimed it
 
 
@@ -320,7 +320,8 @@ def heartbeat(db: Database, loaded: LoadedConfig, now: datetime) -> None:
                         "worker": WORKER, "config": str(loaded.path)})
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
-        run(con, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [HEARTBEAT_KEY, value])
+        run(con, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [HEARTBEAT_KEY, value])
 
     db.transaction(work)
 
@@ -385,7 +386,7 @@ def run_worker(db: Database, loaded: LoadedConfig, rules_source: Callable[[], Ru
             heartbeat(db, loaded, now())
             for line in stats.lines:
                 say(f"alerts: {line}")
-        except (DatabaseError, duckdb.Error) as exc:
+        except (DatabaseError, *ENGINE_ERRORS) as exc:
             say(f"alerts: the database cannot be used now, trying again: {' '.join(str(exc).split())[:300]}")
         if once:
             break

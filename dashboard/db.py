@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import duckdb
 import pandas as pd
+import psycopg
 
 from dashboard.config import get_settings
 
@@ -38,6 +39,12 @@ class DatabaseError(Exception):
 
 class DatabaseBusy(DatabaseError):
     pass
+
+
+# What either store raises when the database refuses a row (a key, a check, a reference) ...
+CONSTRAINT_ERRORS = (duckdb.ConstraintException, psycopg.errors.IntegrityError)
+# ... and any error of either engine.
+ENGINE_ERRORS = (duckdb.Error, psycopg.Error)
 
 
 @dataclass(frozen=True)

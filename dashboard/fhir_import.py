@@ -45,7 +45,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from dashboard import clock
-from dashboard.db import Database, run
+from dashboard.db import CONSTRAINT_ERRORS, Database, run
 from dashboard.fhir_questionnaire import (CANCER_SYSTEM, QUESTIONNAIRE_URL, RECORD_FLAG_SYSTEM, SOURCE_EXTENSION,
                                          STAFF_SYSTEM, report_from_response)
 from dashboard.models import ReportIn, errors_of
@@ -335,7 +335,7 @@ def import_fhir(db: Database, rules: RuleSet, source: Path | str, *, now: dateti
     except _Refused:
         _record(db, source, now, actor, "refused", batch.counts, batch.problems)
         raise ImportRefused(batch.problems, batch.counts) from None
-    except duckdb.ConstraintException as exc:  # a row the store's own checks refuse: nothing was written
+    except CONSTRAINT_ERRORS as exc:  # a row the store's own checks refuse: nothing was written
         refused = [Problem(source.name, "", "the database refused a row: " + " ".join(str(exc).split())[:300])]
         _record(db, source, now, actor, "refused", batch.counts, refused)
         raise ImportRefused(refused, batch.counts) from None

@@ -82,6 +82,11 @@ def altered(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def store_args(db) -> list[str]:
+    """The command-line arguments that name this store: --db FILE, or --database-url URL."""
+    return ["--database-url", db.url] if db.engine == "postgresql" else ["--db", str(db.path)]
+
+
 def write(db, sql: str, params=None) -> list[tuple]:
     """A test's own change to a store, in a transaction of the store's (on PostgreSQL a write never
     goes to the read replica)."""
