@@ -70,7 +70,7 @@ class Target:
     unit: str
 
 
-def targets() -> list[Target]:
+def targets(postgres: bool = False) -> list[Target]:
     out = [
         Target("seed_seconds", "seed (generate + load + triage + events + commit)", "<", 60, "s"),
         Target("seed_peak_bytes", "seed peak memory", "<", 2 * GB, "B"),
@@ -86,6 +86,13 @@ def targets() -> list[Target]:
             Target(f"page_{key}_peak_bytes", f"{title}: peak memory", "<", 2 * GB, "B"),
         ]
     out.append(Target("bench_peak_bytes", "bench process peak memory", "<", 2 * GB, "B"))
+    if postgres:  # the same sample on a PostgreSQL store, with the shared store's own targets
+        out.append(Target("pg_retriage_reports_per_second", "PostgreSQL: retriage rate (read, triage, write back)",
+                          ">=", 100_000, "/s"))
+        for key, _, title, _ in PAGES:
+            out += [Target(f"pg_page_{key}_cold_ms", f"PostgreSQL: {title}: cold", "<", 3000, "ms"),
+                    Target(f"pg_page_{key}_warm_ms", f"PostgreSQL: {title}: warm (median of {WARM_RUNS})", "<", 500,
+                           "ms")]
     return out
 
 
@@ -214,12 +221,12 @@ def _rules(spec: dict[str, Any]):
 
 def _measure_seed(spec: dict[str, Any]) -> dict[str, Any]:
     """What ``backline seed --patients N --reports N --seed S`` does, timed in its parts."""
-    from dashboard.db import Database
+    from dashboard.db import open_store
     from dashboard.seed import generate_sample, seed_generated
 
     rules = _rules(spec)
     now = datetime.fromisoformat(spec["now"])
-    db = Database(spec["db"])
+    db = open_store(spec["db"])
     started = time.perf_counter()
     data = generate_sample(patients=spec["patients"], reports=spec["reports"], seed=spec["seed"], now=now)
     generated = time.perf_counter()
@@ -269,11 +276,11 @@ def _measure_scan(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _measure_retriage(spec: dict[str, Any]) -> dict[str, Any]:
     """``backline retriage``: every report re-triaged and the results swapped in, commit included."""
-    from dashboard.db import Database
+    from dashboard.db import open_store
     from dashboard.retriage import retriage
 
     rules = _rules(spec)
-    db = Database(spec["db"])
+    db = open_store(spec["db"])
     db.check_schema()
     now = _now()
     started = time.perf_counter()
@@ -309,11 +316,25 @@ def _page_evidence(key: str, at) -> dict[str, Any]:
 
 
 def _measure_page(spec: dict[str, Any]) -> dict[str, Any]:
-    os.environ["BACKLINE_DB"] = spec["db"]
+    from dashboard.postgres_store import is_postgres_url
+
     # The pages are measured in demo mode, on the sample the benchmark generated (marked synthetic).
     os.environ["BACKLINE_DEMO"] = "1"
     if spec.get("rules"):
         os.environ["BACKLINE_RULES_DIR"] = spec["rules"]
+    replica_seconds = None
+    if is_postgres_url(spec["db"]):
+        os.environ.pop("BACKLINE_DB", None)
+        os.environ["BACKLINE_DATABASE_URL"] = spec["db"]
+        # A server's replica is loaded when it first reads, before anyone's page: outside the timing too.
+        from dashboard.db import open_store
+
+        started = time.perf_counter()
+        open_store(spec["db"]).check_schema()
+        replica_seconds = time.perf_counter() - started
+    else:
+        os.environ.pop("BACKLINE_DATABASE_URL", None)
+        os.environ["BACKLINE_DB"] = spec["db"]
     key, path, title = spec["key"], spec["path"], spec["title"]
     # The code a server has loaded before anyone asks for a page: imported outside the timing.
     import streamlit as st
@@ -345,7 +366,7 @@ def _measure_page(spec: dict[str, Any]) -> dict[str, Any]:
     cold = timed_run()
     warm = [timed_run() for _ in range(WARM_RUNS)]
     return {"cold_ms": cold, "warm_ms": statistics.median(warm), "warm_runs_ms": warm, "actor": actor,
-            "shown": _page_evidence(key, at)}
+            "shown": _page_evidence(key, at), "replica_seconds": replica_seconds}
 
 
 # --------------------------------------------------------------------------- the run
@@ -398,8 +419,9 @@ def _picks(db_path: Path, today: date) -> dict[str, Any]:
 
 def run_bench(*, patients: int = DEFAULT_PATIENTS, reports: int = DEFAULT_REPORTS, seed: int = DEFAULT_SEED,
               keep: str | Path | None = None, rules: str | None = None, out: TextIO | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Seed, measure, print the table and the JSON line; return the result."""
+              progress: Callable[[str], None] | None = None, database_url: str | None = None) -> dict[str, Any]:
+    """Seed, measure, print the table and the JSON line; return the result. With ``database_url``
+    (an empty PostgreSQL database), the same sample is then seeded there and measured the same way."""
     out = out or sys.stdout
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="backline-bench-"))
@@ -454,11 +476,14 @@ def run_bench(*, patients: int = DEFAULT_PATIENTS, reports: int = DEFAULT_REPORT
                             f"page_{key}_shown": pg["shown"], f"page_{key}_actor": pg["actor"]})
     except ChildFailed as exc:
         result["errors"][str(exc).split(" ", 1)[0]] = str(exc)
+    if database_url and not result["errors"]:
+        _bench_postgres(database_url, {**base, "db": database_url}, patients, reports, seed, folder, figures,
+                        result, say)
     figures["bench_peak_bytes"] = _self_peak()
     result["load_average_end"] = _load()
     result["figures"] = figures
     checks = []
-    for t in targets():
+    for t in targets(postgres=bool(database_url)):
         value = figures.get(t.key)
         ok = _passes(t, value)
         checks.append({"figure": t.key, "label": t.label, "value": value, "target": f"{t.op} {t.limit:g}",
@@ -471,6 +496,37 @@ def run_bench(*, patients: int = DEFAULT_PATIENTS, reports: int = DEFAULT_REPORT
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+def _bench_postgres(url: str, base: dict[str, Any], patients: int, reports: int, seed: int, folder: Path,
+                    figures: dict[str, Any], result: dict[str, Any], say: Callable[[str], None]) -> None:
+    """The same sample on PostgreSQL: seed (built in DuckDB and copied in), retriage, pages."""
+    from dashboard.postgres_store import redact
+
+    result["postgresql"] = redact(url)
+    try:
+        say(f"bench: PostgreSQL {redact(url)}: seeding the same sample ...")
+        s = _child("seed", {**base, "patients": patients, "reports": reports, "seed": seed}, folder, name="pg_seed")
+        figures.update(pg_seed_seconds=s["seconds"], pg_seed_peak_bytes=s["peak_bytes"])
+        say("bench: PostgreSQL: retriage ...")
+        r = _child("retriage", base, folder, name="pg_retriage")
+        figures.update(pg_retriage_seconds=r["seconds"], pg_retriage_reports=r["reports"],
+                       pg_retriage_reports_per_second=r["reports"] / r["seconds"],
+                       pg_retriage_peak_bytes=r["peak_bytes"])
+        for key, path, title, _ in PAGES:
+            say(f"bench: PostgreSQL: page {title} ...")
+            try:
+                pg = _child("page", {**base, "key": key, "path": path, "title": title, "picks": result["picks"]},
+                            folder, name=f"pg_page_{key}")
+            except ChildFailed as exc:
+                result["errors"][f"pg_page_{key}"] = str(exc)
+                continue
+            figures.update({f"pg_page_{key}_cold_ms": pg["cold_ms"], f"pg_page_{key}_warm_ms": pg["warm_ms"],
+                            f"pg_page_{key}_warm_runs_ms": pg["warm_runs_ms"],
+                            f"pg_page_{key}_peak_bytes": pg["peak_bytes"], f"pg_page_{key}_shown": pg["shown"],
+                            "pg_replica_load_seconds": pg["replica_seconds"]})
+    except ChildFailed as exc:
+        result["errors"]["pg_" + str(exc).split(" ", 1)[0]] = str(exc)
 
 
 # --------------------------------------------------------------------------- the table
@@ -543,6 +599,24 @@ def render_table(result: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     text = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
     text.insert(1, "-" * len(text[0]))
+    if result.get("postgresql"):
+        text += ["", f"The same sample on PostgreSQL ({result['postgresql']}), beside the DuckDB file:"]
+        side = [("measure", "DuckDB file", "PostgreSQL", "PostgreSQL target", "result")]
+        for label, key, unit in [("seed", "seed_seconds", "s"), ("seed peak memory", "seed_peak_bytes", "B"),
+                                 ("retriage", "retriage_seconds", "s"),
+                                 ("retriage rate", "retriage_reports_per_second", "/s"),
+                                 ("retriage peak memory", "retriage_peak_bytes", "B"),
+                                 *[(f"{title}: {kind}", f"page_{k}_{kind}_ms", "ms") for k, _, title, _ in PAGES
+                                   for kind in ("cold", "warm")],
+                                 *[(f"{title}: peak memory", f"page_{k}_peak_bytes", "B") for k, _, title, _ in PAGES]]:
+            c = by_key.get("pg_" + key)
+            side.append((label, _fmt(f.get(key), unit), _fmt(f.get("pg_" + key), unit),
+                         _fmt_target(c) if c else "", c["result"] if c else ""))
+        side.append(("replica load when a server starts", "", _fmt(f.get("pg_replica_load_seconds"), "s"), "", ""))
+        w = [max(len(r[i]) for r in side) for i in range(5)]
+        block = [f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:<{w[3]}}  {r[4]}" for r in side]
+        block.insert(1, "-" * len(block[0]))
+        text += block
     method = result.get("method", {})
     text += ["", f"scan: {method.get('scan')}", f"cold: {method.get('cold')}; warm: {method.get('warm')}",
              f"memory: {method.get('memory')}"]
@@ -562,6 +636,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--reports", type=int, default=DEFAULT_REPORTS, help=f"reports (default {DEFAULT_REPORTS:,})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed of the sample (default {DEFAULT_SEED})")
     p.add_argument("--keep", metavar="DIR", help="build the database in DIR and keep it (and the logs) afterwards")
+    p.add_argument("--database-url", help="also measure the same sample on this PostgreSQL database (empty; the "
+                                          "bench seeds it), side by side with the DuckDB file")
     return p
 
 
@@ -570,7 +646,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         print("backline bench: --patients and --reports must be at least 1", file=sys.stderr)
         return 2
     result = run_bench(patients=args.patients, reports=args.reports, seed=args.seed, keep=args.keep,
-                       rules=getattr(args, "rules", None))
+                       rules=getattr(args, "rules", None), database_url=getattr(args, "database_url", None))
     return 1 if result["errors"] else 0
 
 
