@@ -123,7 +123,9 @@ def retriage_all(store: Any, rules: RuleSet, *, now: datetime, record_changes: b
             cur.execute("LOCK TABLE triage_results IN EXCLUSIVE MODE")
             for table in INPUTS:
                 columns = _columns(scratch, table)
-                cur.execute(f"SELECT {', '.join(columns)} FROM {table}")
+                # Of the results, only the open reports' are compared (their tier changes are recorded).
+                where = " WHERE report_id IN (SELECT report_id FROM open_reports)" if table == "triage_results" else ""
+                cur.execute(f"SELECT {', '.join(columns)} FROM {table}{where}")
                 data = cur.fetch_arrow_table()
                 if data.num_rows:
                     scratch.register("bl_rows", data)
