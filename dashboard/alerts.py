@@ -371,7 +371,7 @@ def run_worker(db: Database, loaded: LoadedConfig, rules_source: Callable[[], Ru
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    db.check_schema()
+    db.verify_schema()
     check_coverage(db, loaded)
     rules = rules_source()
     say(f"alerts: watching {db.path} every {loaded.config.poll_seconds:g} s with {loaded.path.name} "

@@ -281,7 +281,7 @@ def _measure_retriage(spec: dict[str, Any]) -> dict[str, Any]:
 
     rules = _rules(spec)
     db = open_store(spec["db"])
-    db.check_schema()
+    db.verify_schema()
     now = _now()
     started = time.perf_counter()
     stats = db.transaction(lambda con: retriage(con, rules, now=now))

@@ -149,7 +149,7 @@ def _rules_and_store(args: argparse.Namespace):
     """The rules in force and the database, its schema checked: what every command on the store starts with."""
     rules = _load_rules(args.rules)
     db = _database(args)
-    db.check_schema()
+    db.verify_schema()
     return rules, db
 
 
@@ -163,6 +163,7 @@ def cmd_retriage(args: argparse.Namespace) -> int:
         f"re-triaged {stats.reports:,} reports in {stats.seconds:.2f} s "
         f"({stats.per_second:,.0f} reports/s) with rules {stats.rules_version}; "
         f"{stats.changed_open:,} open reports changed tier"
+        + (" (" + ", ".join(f"{k} {v:.2f} s" for k, v in stats.phases.items()) + ")" if stats.phases else "")
     )
     return 0
 
@@ -393,7 +394,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = get_settings()
     store = _database(args)
     if store.engine == "postgresql":
-        store.check_schema()  # the owner migrates (`backline migrate --database-url ...`); the app never does
+        store.verify_schema()  # the owner migrates (`backline migrate --database-url ...`); the app never does
         # The URL (and any password in it) reaches the children in their environment, not on a command line.
         return _serve(args, dict(os.environ, BACKLINE_DATABASE_URL=store.url), [])
     named = args.db or os.environ.get("BACKLINE_DB")

@@ -259,6 +259,10 @@ class Database:
     def meta(self) -> dict[str, str]:
         return dict(self.rows("SELECT key, value FROM meta"))
 
+    def verify_schema(self) -> None:
+        """Refuse a database that is not at this code's schema version."""
+        self.check_schema()
+
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[tuple]:
     """Execute a statement and read its result to the end.

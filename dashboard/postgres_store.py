@@ -175,13 +175,23 @@ DECLARE
     n bigint;
     keys text[];
 BEGIN
+    -- How many rows first (a bulk load's are not gathered into a list); their keys only when few.
     IF TG_OP = 'DELETE' THEN
-        EXECUTE format('SELECT count(*), (array_agg(%I::text))[1:{NOTIFY_KEYS}] FROM old_rows', TG_ARGV[0]) INTO n, keys;
+        SELECT count(*) INTO n FROM old_rows;
+        IF n <= {NOTIFY_KEYS} THEN
+            EXECUTE format('SELECT array_agg(%I::text) FROM old_rows', TG_ARGV[0]) INTO keys;
+        END IF;
     ELSIF TG_OP = 'UPDATE' THEN
-        EXECUTE format('SELECT count(*), (array_agg(k))[1:{NOTIFY_KEYS}] FROM (SELECT %I::text AS k FROM new_rows '
-                       'UNION SELECT %I::text FROM old_rows) u', TG_ARGV[0], TG_ARGV[0]) INTO n, keys;
+        SELECT count(*) INTO n FROM new_rows;
+        IF n <= {NOTIFY_KEYS} THEN
+            EXECUTE format('SELECT array_agg(k) FROM (SELECT %I::text AS k FROM new_rows UNION SELECT %I::text '
+                           'FROM old_rows) u', TG_ARGV[0], TG_ARGV[0]) INTO keys;
+        END IF;
     ELSIF TG_OP = 'INSERT' THEN
-        EXECUTE format('SELECT count(*), (array_agg(%I::text))[1:{NOTIFY_KEYS}] FROM new_rows', TG_ARGV[0]) INTO n, keys;
+        SELECT count(*) INTO n FROM new_rows;
+        IF n <= {NOTIFY_KEYS} THEN
+            EXECUTE format('SELECT array_agg(%I::text) FROM new_rows', TG_ARGV[0]) INTO keys;
+        END IF;
     ELSE
         n := {NOTIFY_KEYS} + 1;  -- TRUNCATE
     END IF;
@@ -396,6 +406,16 @@ class PostgresDatabase:
             con.execute("SELECT 1")
             con.rollback()
         return True
+
+    def verify_schema(self) -> None:
+        """Refuse a database that is not at this code's schema version (without reading any data)."""
+        latest = len(migrations())
+        current = self.schema_version()
+        if current > latest:
+            raise DatabaseError(f"{self.path} has schema version {current}, newer than this Backline knows ({latest})")
+        if current < latest:
+            raise DatabaseError(f"{self.path} has schema version {current}; run `backline migrate` to bring it to "
+                                f"{latest}")
 
     def check_schema(self) -> tuple:
         """Refuse a database that is not at this code's schema version; return the data version."""

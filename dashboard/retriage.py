@@ -112,6 +112,8 @@ class RetriageStats:
     seconds: float
     changed_open: int
     rules_version: str
+    # Where the time went, when the engine was fed from elsewhere (read, triage, write back).
+    phases: dict[str, float] | None = None
 
     @property
     def per_second(self) -> float:

@@ -13,7 +13,7 @@ from dashboard.db import Database
 from dashboard.models import TriageCase, ReportIn
 from dashboard.sample import CONTINUOUS_DRUGS, DRUG_NAMES, NEUROTOXIC_DRUGS, TRIAL_DRUGS, generate
 from dashboard.triage import triage_cases
-from tests.conftest import SEED_NOW, run_cli
+from tests.conftest import SEED_NOW, both_stores, run_cli
 
 
 def test_the_generator_is_deterministic_for_a_seed():
@@ -272,8 +272,14 @@ def test_seed_refuses_to_overwrite_and_retriage_reports(tmp_path, rules):
                      "(SELECT guidance_key FROM guidance_sets)") == 0
 
 
+# fresh_db's reports under rules where pain 5 is severe: the engine's counts, on either store.
+EXPECTED_STRICTER_TIERS = {"emergency": 25, "urgent": 311, "soon": 96, "routine": 165}
+
+
+@both_stores
 def test_retriage_records_tier_changes_of_open_reports(tmp_path, fresh_db, rules):
-    """New rules that move an open report's tier leave a 'retriaged' event saying so."""
+    """New rules that move an open report's tier leave a 'retriaged' event saying so; every report
+    gets the engine's result under the new rules, the same on both stores."""
     import shutil
 
     from dashboard.retriage import retriage
@@ -295,6 +301,12 @@ def test_retriage_records_tier_changes_of_open_reports(tmp_path, fresh_db, rules
     assert len(events) == moved
     assert set(events["tier_after"]) <= {"urgent", "emergency"}
     assert (events["rules_version"] == stricter.version).all() and (events["role"] == "system").all()
+    assert fresh_db.rows("SELECT count(*), count(DISTINCT rules_version), min(rules_version) FROM triage_results") == [
+        (fresh_db.scalar("SELECT count(*) FROM reports"), 1, stricter.version)]
+    tiers = dict(fresh_db.rows("SELECT tier, count(*) FROM triage_results GROUP BY 1"))
+    assert tiers == EXPECTED_STRICTER_TIERS  # the same on the DuckDB file and on PostgreSQL
+    assert fresh_db.scalar("SELECT count(*) FROM triage_results WHERE guidance_key NOT IN "
+                           "(SELECT guidance_key FROM guidance_sets)") == 0
 
 
 # --------------------------------------------------------------------------- the synthetic mark
