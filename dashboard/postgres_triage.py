@@ -54,9 +54,19 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[tuple]) -> None:
-    if rows:
-        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-                        rows)
+    """Rows read from PostgreSQL into a scratch table: a few one by one, many as one frame."""
+    if len(rows) <= 50:
+        if rows:
+            con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                            rows)
+        return
+    import pandas as pd
+
+    con.register("bl_pg_rows", pd.DataFrame(rows, columns=columns, dtype=object))
+    try:
+        run(con, f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM bl_pg_rows")
+    finally:
+        con.unregister("bl_pg_rows")
 
 
 def retriage_some(pg: Any, rules: RuleSet, *, now: datetime, report_ids: list[str], record_changes: bool):
