@@ -30,7 +30,6 @@ nothing; a new version updates the row it became, and ``fhir_resources`` keeps e
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections import Counter, defaultdict
@@ -571,16 +570,17 @@ def _record_in(con, source: Path, now: datetime, actor: str | None, result: str,
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows: list[tuple]) -> None:
-    """Append rows in one statement (a frame registered for it), not one statement a row."""
+    """Append rows in one statement (read from a frame), not one statement a row.
+
+    The frame is read through a relation, which lets it go when the statement is done. A frame
+    registered on the connection would not: unregistering it inside a transaction only marks its view
+    dropped, and the view, holding the frame, stays until the transaction ends, so every chunk of an
+    import would be kept in memory until its commit."""
     if not rows:
         return
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
-    con.register("fhir_rows", frame)
-    try:
-        run(con, f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM fhir_rows")
-    finally:
-        with contextlib.suppress(duckdb.Error):  # after a refused row the transaction is aborted: keep that error
-            con.unregister("fhir_rows")
+    con.from_df(frame).query("fhir_rows", f"INSERT INTO {table} ({', '.join(columns)}) "
+                                          f"SELECT {', '.join(columns)} FROM fhir_rows")
 
 
 def _write(con: duckdb.DuckDBPyConnection, rules: RuleSet, source: Path, now: datetime, actor: str | None,

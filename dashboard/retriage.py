@@ -62,12 +62,14 @@ def guidance_key(rules_version: str, tier: str, rule_ids: list[str], leading: li
     return hashlib.md5(text.encode()).hexdigest()[:16]  # noqa: S324 - a key, not a secret
 
 
-def _add_guidance(con: duckdb.DuckDBPyConnection, rules: RuleSet, results: str) -> None:
-    """Store the guidance of every (tier, causes, unrecognised drugs) in ``results`` not stored yet."""
+def _add_guidance(con: duckdb.DuckDBPyConnection, rules: RuleSet, results: str, params: dict | None = None) -> None:
+    """Store the guidance of every (tier, causes, unrecognised drugs) in ``results`` (a table, or a query
+    with ``params``) not stored yet."""
     missing = con.execute(
         f"SELECT guidance_key, any_value(tier), any_value(rule_ids), any_value(leading_causes), any_value(causes),"
         f" any_value(unrecognised_drugs) FROM {results}"
-        " WHERE guidance_key NOT IN (SELECT guidance_key FROM guidance_sets) GROUP BY guidance_key"
+        " WHERE guidance_key NOT IN (SELECT guidance_key FROM guidance_sets) GROUP BY guidance_key",
+        params or {},
     ).fetchall()
     if not missing:
         return
@@ -85,8 +87,10 @@ def _add_guidance(con: duckdb.DuckDBPyConnection, rules: RuleSet, results: str) 
         {**cols, "version": rules.version})
 
 
-def _record_changes(con: duckdb.DuckDBPyConnection, new: str, rules: RuleSet, now: datetime) -> int:
-    """Append a 'retriaged' event for every open report whose tier the new results change."""
+def _record_changes(con: duckdb.DuckDBPyConnection, new: str, rules: RuleSet, now: datetime,
+                    old: str = "triage_results", params: dict | None = None) -> int:
+    """Append a 'retriaged' event for every open report whose tier the new results change (``new`` and
+    ``old``, the results before, are tables or queries with ``params``)."""
     return run(
         con,
         f"""
@@ -98,11 +102,11 @@ def _record_changes(con: duckdb.DuckDBPyConnection, new: str, rules: RuleSet, no
                || CASE WHEN len(n.rule_ids) = 0 THEN 'none' ELSE array_to_string(n.rule_ids, ', ') END
         FROM open_reports q
         JOIN {new} n ON n.report_id = q.report_id
-        JOIN triage_results o ON o.report_id = q.report_id
+        JOIN {old} o ON o.report_id = q.report_id
         WHERE o.tier <> n.tier
         ORDER BY n.report_id
         """,
-        {"now": now, "version": rules.version},
+        {**(params or {}), "now": now, "version": rules.version},
     )[0][0]
 
 
@@ -156,12 +160,25 @@ def retriage(
         f" FROM ({triage_sql(rules, cases, doses, details=False)})"
     )
     if filtered:
-        run(con, f"CREATE OR REPLACE TEMP TABLE bl_new AS {select}", params)
-        _add_guidance(con, rules, "bl_new")
-        changed = _record_changes(con, "bl_new", rules, now) if record_changes else 0
-        run(con, "DELETE FROM triage_results WHERE report_id IN (SELECT unnest($ids::VARCHAR[]))", {"ids": params["ids"]})
-        inserted = run(con, f"INSERT INTO triage_results ({RESULT_COLUMNS}) SELECT {RESULT_COLUMNS} FROM bl_new")[0][0]
-        run(con, "DROP TABLE bl_new")
+        # The new results go straight into triage_results, with no table of them in between: a table
+        # made (or emptied) and dropped inside a transaction is kept until the transaction ends, and
+        # the FHIR import triages one chunk after another in one transaction.
+        ids = {"ids": params["ids"]}
+        listed = "report_id IN (SELECT unnest($ids::VARCHAR[]))"
+        # The results before, of the open reports among these: what a change of tier is measured from.
+        before = run(con, f"SELECT o.report_id, o.tier, o.rules_version FROM triage_results o WHERE o.{listed}"
+                          " AND o.report_id IN (SELECT report_id FROM open_reports)", ids) if record_changes else []
+        run(con, f"DELETE FROM triage_results WHERE {listed}", ids)
+        inserted = run(con, f"INSERT INTO triage_results ({RESULT_COLUMNS}) {select}", params)[0][0]
+        new = f"(SELECT * FROM triage_results WHERE {listed})"
+        _add_guidance(con, rules, new, ids)
+        changed = 0
+        if before:
+            old = ("(SELECT unnest($old_ids::VARCHAR[]) AS report_id, unnest($old_tiers::VARCHAR[]) AS tier,"
+                   " unnest($old_versions::VARCHAR[]) AS rules_version)")
+            old_ids, old_tiers, old_versions = (list(c) for c in zip(*before))
+            changed = _record_changes(con, new, rules, now, old, {**ids, "old_ids": old_ids, "old_tiers": old_tiers,
+                                                                   "old_versions": old_versions})
     else:
         # Replacing every row: build the table anew and swap it in (deleting a million keys from
         # the primary-key index costs ten times more than building a fresh one).
