@@ -45,6 +45,7 @@ from pydantic import ValidationError
 
 from dashboard import clock
 from dashboard.db import CONSTRAINT_ERRORS, Database, run
+from dashboard.postgres_store import is_postgres
 from dashboard.fhir_questionnaire import (CANCER_SYSTEM, QUESTIONNAIRE_URL, RECORD_FLAG_SYSTEM, SOURCE_EXTENSION,
                                          STAFF_SYSTEM, report_from_response)
 from dashboard.models import ReportIn, errors_of
@@ -578,6 +579,11 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], rows
     import would be kept in memory until its commit."""
     if not rows:
         return
+    if is_postgres(con):  # PostgreSQL's COPY, in the import's transaction
+        with con.raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
     frame = pd.DataFrame(rows, columns=columns, dtype=object)
     con.from_df(frame).query("fhir_rows", f"INSERT INTO {table} ({', '.join(columns)}) "
                                           f"SELECT {', '.join(columns)} FROM fhir_rows")
@@ -675,7 +681,8 @@ def _write(con: duckdb.DuckDBPyConnection, rules: RuleSet, source: Path, now: da
                 new_doses)
         fresh = sum(1 for r in reports if seen(before, r[0])[0] == "new")
         ids = iter(r[0] for r in con.execute("SELECT 'R-' || lpad(nextval('reports_seq')::VARCHAR, 7, '0') "
-                                             "FROM range(?)", [fresh]).fetchall())
+                                             f"FROM {'generate_series(1, ?)' if is_postgres(con) else 'range(?)'}",
+                                             [fresh]).fetchall())
         panel_of = dict(con.execute("SELECT patient_id, panel_id FROM patients WHERE patient_id IN "
                                     "(SELECT unnest(?::VARCHAR[]))", [sorted({r[1] for r in reports})]).fetchall())
         new_reports, new_open, unasked_rows, triage_ids = [], [], [], []

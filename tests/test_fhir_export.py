@@ -13,7 +13,9 @@ from fhir.resources.R4B.bundle import Bundle
 from dashboard import fhir_export
 from dashboard.db import Database
 from dashboard.fhir_import import import_fhir
-from tests.conftest import SEED_NOW, run_cli
+from tests.conftest import SEED_NOW, both_stores, run_cli, store_args, write
+
+pytestmark = both_stores
 
 SINCE = datetime(2000, 1, 1)
 
@@ -59,9 +61,8 @@ def test_the_round_trip_gives_the_same_patients_doses_reports_and_tiers(fresh_db
     path.write_text(json.dumps(fhir_export.bundle(fresh_db, rules, since=SINCE, all_patients=True)))
     empty = Database(tmp_path / "empty.duckdb")
     empty.migrate()
-    with empty.connect() as con:  # a new service's database: its panels, nothing else
-        con.execute("ATTACH ? AS source (READ_ONLY)", [str(fresh_db.path)])
-        con.execute("INSERT INTO panels SELECT * FROM source.panels")
+    for panel in fresh_db.rows("SELECT panel_id, name, service FROM panels"):  # a new service's: its panels only
+        write(empty, "INSERT INTO panels (panel_id, name, service) VALUES (?, ?, ?)", list(panel))
     import_fhir(empty, rules, path, now=SEED_NOW)
 
     def same(sql: str) -> None:
@@ -81,7 +82,7 @@ def test_the_round_trip_gives_the_same_patients_doses_reports_and_tiers(fresh_db
 
 def test_export_from_the_command_line_as_ndjson(fresh_db, tmp_path):
     out = tmp_path / "export.ndjson"
-    done = run_cli("export", "--since", "2026-11-01", "--db", str(fresh_db.path), "--ndjson", "--out", str(out))
+    done = run_cli("export", "--since", "2026-11-01", *store_args(fresh_db), "--ndjson", "--out", str(out))
     assert done.returncode == 0, done.stderr.decode()
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines and all("resourceType" in r for r in lines)

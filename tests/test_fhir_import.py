@@ -13,7 +13,9 @@ from dashboard.fhir_import import ImportRefused, import_fhir
 from dashboard.fhir_questionnaire import QUESTIONNAIRE_URL, questionnaire
 from dashboard.labels import FLAG_QUESTIONS
 from dashboard.models import REPORT_FLAGS
-from tests.conftest import SEED_NOW, altered, run_cli
+from tests.conftest import SEED_NOW, altered, both_stores, run_cli, store_args
+
+pytestmark = both_stores
 
 NOW = SEED_NOW
 PANEL_MAP = {"Organization/breast-unit": "BRE-A"}
@@ -215,12 +217,12 @@ def test_a_bulk_data_export_folder_is_imported(fresh_db, rules, tmp_path):
 
 def test_the_command_line_imports_and_refuses_with_exit_2(fresh_db, tmp_path):
     good = sample(tmp_path, PATIENT, BREAST, DOSE, response("fhir-qr-1", "fhir-pt-1", "2026-11-20T09:00:00Z"))
-    done = run_cli("import", str(good), "--db", str(fresh_db.path), "--panel", "BRE-A")
+    done = run_cli("import", str(good), *store_args(fresh_db), "--panel", "BRE-A")
     assert done.returncode == 0, done.stderr.decode()
     out = done.stdout.decode()
     assert "QuestionnaireResponse: 1 read, 1 new" in out and "triaged R-" in out
     broken = sample(tmp_path, altered(PATIENT, "id", "fhir-pt-2") | {"birthDate": "yesterday"}, name="broken.json")
-    done = run_cli("import", str(broken), "--db", str(fresh_db.path), "--panel", "BRE-A")
+    done = run_cli("import", str(broken), *store_args(fresh_db), "--panel", "BRE-A")
     assert done.returncode == 2
     assert "broken.json: Patient/fhir-pt-2 birthDate:" in done.stderr.decode()
     assert "nothing of it was written" in done.stderr.decode()
