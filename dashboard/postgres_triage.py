@@ -26,6 +26,7 @@ import pyarrow as pa
 from dashboard.config import get_settings
 from dashboard.db import run
 from dashboard.replica import replica_schema
+from dashboard.models import PATIENT_FLAGS, ReportIn
 from dashboard.rules import RuleSet
 
 # What the engine reads, and what retriage() compares against or adds to.
@@ -33,8 +34,14 @@ INPUTS = ("reports", "patients", "administrations", "open_reports", "triage_resu
 WRITTEN = ("triage_results", "guidance_sets", "events")
 
 
-# Read as Arrow and queried in place (registered, not copied into tables): the engine only reads them.
+# Read as Arrow and queried in place (registered, not copied into tables): the engine only reads them,
+# and only these columns of them (dashboard.retriage._db_sources), which is what is read.
 READ_IN_PLACE = ("reports", "patients", "administrations", "open_reports")
+ENGINE_COLUMNS = {
+    "reports": ["report_id", "patient_id", *ReportIn.model_fields],
+    "patients": ["patient_id", "cancer_type", *PATIENT_FLAGS],
+    "administrations": ["administration_id", "patient_id", "drug", "given_at", "stopped_at"],
+}
 
 
 def _scratch(in_place: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
@@ -139,7 +146,7 @@ def retriage_all(store: Any, rules: RuleSet, *, now: datetime, record_changes: b
             cur.execute("LOCK TABLE triage_results IN EXCLUSIVE MODE")
             schema = _scratch()
             for table in INPUTS:
-                columns = _columns(schema, table)
+                columns = ENGINE_COLUMNS.get(table) or _columns(schema, table)
                 # Of the results, only the open reports' are compared (their tier changes are recorded).
                 where = " WHERE report_id IN (SELECT report_id FROM open_reports)" if table == "triage_results" else ""
                 cur.execute(f"SELECT {', '.join(columns)} FROM {table}{where}")
